@@ -1,0 +1,385 @@
+"""Pydantic models of the plant configuration: one model per component, nested into `PlantConfig`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are rejected and values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- Kafka ----------------------------------------------------------------------------------------
+
+
+class KafkaConfig(Section):
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Comma-separated host:port list of Kafka brokers"
+    )
+    topic_prefix: str = Field(
+        "", description="Prefix put before every topic name, e.g. 'plant1.' for a shared cluster"
+    )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    topic_partitions: int = Field(
+        4, ge=1, le=1024, description="Partitions of topics the worker creates; frames are keyed by camera"
+    )
+    max_message_bytes: int = Field(
+        10_485_760, ge=1_048_576, description="Largest frame message the producer sends, in bytes"
+    )
+
+
+# --- Database -------------------------------------------------------------------------------------
+
+
+class DatabaseConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    dbname: str = "defectline"
+    user: str = "defectline"
+    password: SecretStr | None = None
+    connect_timeout_s: float = Field(5.0, gt=0, le=120)
+    batch_size: int = Field(
+        200, ge=1, le=10_000, description="Maximum inspection rows written in one transaction"
+    )
+    use_timescaledb: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: use TimescaleDB hypertables when the extension is available"
+    )
+
+    def conninfo(self) -> str:
+        """Build a libpq connection string, password included (never log the result)."""
+        parts = {
+            "host": self.host,
+            "port": str(self.port),
+            "dbname": self.dbname,
+            "user": self.user,
+            "connect_timeout": str(max(1, round(self.connect_timeout_s))),
+        }
+        if self.password is not None:
+            parts["password"] = self.password.get_secret_value()
+        return " ".join(f"{key}={_quote_conninfo(value)}" for key, value in parts.items())
+
+
+def _quote_conninfo(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
+
+
+# --- Model and preprocessing ----------------------------------------------------------------------
+
+
+class ColorOrder(StrEnum):
+    RGB = "rgb"
+    BGR = "bgr"
+    GRAY = "gray"
+
+
+class ResizeMode(StrEnum):
+    STRETCH = "stretch"
+    LETTERBOX = "letterbox"
+
+
+class Interpolation(StrEnum):
+    NEAREST = "nearest"
+    LINEAR = "linear"
+    CUBIC = "cubic"
+    AREA = "area"
+
+
+class Layout(StrEnum):
+    NCHW = "nchw"
+    NHWC = "nhwc"
+
+
+class PreprocessConfig(Section):
+    """How a decoded frame becomes the model's input tensor; nothing here is guessed from the model."""
+
+    width_px: int = Field(..., ge=1, le=8192, description="Model input width")
+    height_px: int = Field(..., ge=1, le=8192, description="Model input height")
+    resize: ResizeMode = ResizeMode.STRETCH
+    interpolation: Interpolation = Interpolation.LINEAR
+    letterbox_fill: int = Field(114, ge=0, le=255, description="Pad value for letterbox borders")
+    color: ColorOrder = Field(ColorOrder.RGB, description="Channel order the model expects")
+    scale: float = Field(1 / 255, gt=0, description="Multiplier applied to 8-bit pixels first")
+    mean: tuple[float, ...] = Field((0.0,), description="Subtracted per channel after scaling")
+    std: tuple[float, ...] = Field((1.0,), description="Divisor per channel after the mean")
+    layout: Layout = Layout.NCHW
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.color is ColorOrder.GRAY else 3
+
+    @model_validator(mode="after")
+    def _check_channel_stats(self) -> PreprocessConfig:
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if len(values) not in (1, self.channels):
+                raise ValueError(
+                    f"{name} has {len(values)} values but color '{self.color.value}' has "
+                    f"{self.channels} channel(s); give 1 value or {self.channels}"
+                )
+        if any(value == 0 for value in self.std):
+            raise ValueError("std must not contain 0")
+        return self
+
+
+class ModelConfig(Section):
+    path: str = Field(
+        "builtin:surface-demo",
+        description="ONNX file path, or 'builtin:surface-demo' for the bundled demo model",
+    )
+    name: str | None = Field(None, description="Model name in verdicts; default: the file stem")
+    version: str = Field("1", description="Model version written into every verdict")
+    task: Literal["classification"] = "classification"
+    class_names: tuple[str, ...] = Field(..., min_length=1)
+    pass_classes: tuple[str, ...] = Field(
+        (), description="Classes that mean a good part; every other class rejects the part"
+    )
+    output: Literal["logits", "probabilities"] = Field(
+        "logits", description="Whether the model output needs a softmax"
+    )
+    output_name: str | None = Field(None, description="Output to read; default: the first one")
+    preprocess: PreprocessConfig
+    providers: tuple[str, ...] = Field(
+        ("CPUExecutionProvider",), description="onnxruntime execution providers, in priority order"
+    )
+    intra_op_threads: int = Field(0, ge=0, le=256, description="0 lets onnxruntime choose")
+
+    @model_validator(mode="after")
+    def _check_pass_classes(self) -> ModelConfig:
+        unknown = [name for name in self.pass_classes if name not in self.class_names]
+        if unknown:
+            raise ValueError(
+                f"pass_classes {unknown} are not in class_names {list(self.class_names)}"
+            )
+        return self
+
+
+# --- Cameras --------------------------------------------------------------------------------------
+
+
+class LightingChange(Section):
+    """One step of a synthetic camera's schedule, applied from `from_frame` on."""
+
+    from_frame: int = Field(..., ge=0)
+    brightness_gain: float = Field(1.0, gt=0, le=4)
+    blur_sigma_px: float = Field(0.0, ge=0, le=20)
+
+
+class SyntheticSource(Section):
+    type: Literal["synthetic"] = "synthetic"
+    width_px: int = Field(256, ge=32, le=4096)
+    height_px: int = Field(256, ge=32, le=4096)
+    fps: float = Field(10.0, gt=0, le=1000)
+    defect_rate_pct: float = Field(30.0, ge=0, le=100)
+    defect_kinds: tuple[str, ...] = ("scratch", "pit", "inclusion", "stain")
+    seed: int = 0
+    schedule: tuple[LightingChange, ...] = ()
+
+
+class FolderSource(Section):
+    type: Literal["folder"] = "folder"
+    path: Path
+    patterns: tuple[str, ...] = ("*.png", "*.jpg", "*.jpeg", "*.bmp", "*.tif", "*.tiff")
+    recursive: bool = False
+    poll_interval_ms: int = Field(500, ge=10, le=60_000)
+    settle_ms: int = Field(
+        200, ge=0, le=60_000, description="A new file is read only once its size is stable this long"
+    )
+    watch: bool = Field(True, description="Keep polling for new files after the existing ones")
+
+
+class OpenCvSource(Section):
+    type: Literal["opencv"] = "opencv"
+    uri: str = Field(..., description="Video file path, RTSP/HTTP URL, or a device index such as '0'")
+    max_fps: float | None = Field(None, gt=0, le=1000, description="Drop frames above this rate")
+    reconnect_delay_ms: int = Field(2000, ge=100, le=600_000)
+    loop_file: bool = Field(False, description="Restart a video file at its end")
+
+
+CameraSource = Annotated[SyntheticSource | FolderSource | OpenCvSource, Field(discriminator="type")]
+
+
+class CameraConfig(Section):
+    id: str = Field(..., pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    station: str
+    source: CameraSource
+    encoding: Literal["jpeg", "png"] = Field(
+        "png", description="Encoding of frames the camera produces itself (files are sent as stored)"
+    )
+    jpeg_quality: int = Field(92, ge=1, le=100)
+    enabled: bool = True
+
+
+# --- PLCs -----------------------------------------------------------------------------------------
+
+
+class VerdictField(StrEnum):
+    """Values of a verdict that a PLC map can place into a register or node."""
+
+    REJECT = "reject"
+    CLASS_CODE = "class_code"
+    CONFIDENCE = "confidence"
+    SEQUENCE = "sequence"
+    FRAME_SEQUENCE = "frame_sequence"
+
+
+class ModbusTable(StrEnum):
+    COIL = "coil"
+    HOLDING_REGISTER = "holding_register"
+
+
+class ModbusPoint(Section):
+    field: VerdictField
+    table: ModbusTable
+    address: int = Field(..., ge=0, le=65535, description="0-based protocol address")
+    dtype: Literal["bool", "int16", "uint16", "int32", "uint32", "float32"] = "uint16"
+    word_order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = Field(
+        "ABCD", description="Byte order of 32-bit values across two registers"
+    )
+    scale: float = Field(1.0, gt=0, description="Multiplier applied before writing integers")
+
+    @model_validator(mode="after")
+    def _check_table_dtype(self) -> ModbusPoint:
+        if (self.table is ModbusTable.COIL) != (self.dtype == "bool"):
+            raise ValueError("coils take dtype 'bool' and registers take a numeric dtype")
+        return self
+
+
+class ModbusPlcConfig(Section):
+    """Connection to one Modbus TCP device; what each station writes there is in its `outputs`."""
+
+    type: Literal["modbus"] = "modbus"
+    name: str = Field(..., pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    host: str = "127.0.0.1"
+    port: int = Field(502, ge=1, le=65535)
+    unit_id: int = Field(1, ge=0, le=255)
+    timeout_ms: int = Field(1000, ge=10, le=60_000)
+
+
+class OpcUaNode(Section):
+    field: VerdictField
+    node_id: str = Field(..., description="NodeId string, e.g. 'ns=2;s=Station1.Reject'")
+
+
+class OpcUaPlcConfig(Section):
+    """Connection to one OPC UA server; what each station writes there is in its `outputs`."""
+
+    type: Literal["opcua"] = "opcua"
+    name: str = Field(..., pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    endpoint: str = Field(..., pattern=r"^opc\.tcp://")
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_ms: int = Field(2000, ge=10, le=60_000)
+
+
+PlcConfig = Annotated[ModbusPlcConfig | OpcUaPlcConfig, Field(discriminator="type")]
+
+
+class PlcOutput(Section):
+    """The values one station writes to one PLC: `points` for Modbus, `nodes` for OPC UA."""
+
+    plc: str = Field(..., description="Name of a PLC in `plcs`")
+    points: tuple[ModbusPoint, ...] = ()
+    nodes: tuple[OpcUaNode, ...] = ()
+
+
+class StationConfig(Section):
+    id: str = Field(..., pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    outputs: tuple[PlcOutput, ...] = Field(
+        (), description="PLC maps that receive this station's verdicts"
+    )
+
+
+# --- Worker and simulators ------------------------------------------------------------------------
+
+
+class WorkerConfig(Section):
+    app_id: str = Field("defectline", description="Faust application id and consumer group")
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535, description="Health and Prometheus metrics port")
+    data_dir: Path = Field(Path(".defectline/worker"), description="Faust table state directory")
+    inference_threads: int = Field(1, ge=1, le=64, description="Threads running model inference")
+    dead_letter_enabled: bool = True
+
+
+class SimulatorConfig(Section):
+    modbus_host: str = "127.0.0.1"
+    modbus_port: int = Field(5020, ge=1, le=65535)
+    opcua_endpoint: str = Field("opc.tcp://127.0.0.1:4840/defectline/", pattern=r"^opc\.tcp://")
+
+
+# --- Root -----------------------------------------------------------------------------------------
+
+
+class PlantConfig(Section):
+    plant: str = Field("demo-plant", description="Plant name written into every verdict")
+    kafka: KafkaConfig = KafkaConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    model: ModelConfig
+    stations: tuple[StationConfig, ...] = Field(..., min_length=1)
+    cameras: tuple[CameraConfig, ...] = ()
+    plcs: tuple[PlcConfig, ...] = ()
+    worker: WorkerConfig = WorkerConfig()
+    simulators: SimulatorConfig = SimulatorConfig()
+
+    @field_validator("stations", "cameras", "plcs")
+    @classmethod
+    def _check_unique_ids(cls, items: tuple[BaseModel, ...]) -> tuple[BaseModel, ...]:
+        seen: set[str] = set()
+        for item in items:
+            key = getattr(item, "id", None) or getattr(item, "name", "")
+            if key in seen:
+                raise ValueError(f"'{key}' is defined twice")
+            seen.add(key)
+        return items
+
+    @model_validator(mode="after")
+    def _check_references(self) -> PlantConfig:
+        station_ids = {station.id for station in self.stations}
+        for camera in self.cameras:
+            if camera.station not in station_ids:
+                raise ValueError(
+                    f"camera '{camera.id}' names station '{camera.station}', "
+                    f"which is not in stations {sorted(station_ids)}"
+                )
+        plcs = {plc.name: plc for plc in self.plcs}
+        for station in self.stations:
+            for index, output in enumerate(station.outputs):
+                where = f"station '{station.id}' outputs[{index}]"
+                plc = plcs.get(output.plc)
+                if plc is None:
+                    raise ValueError(
+                        f"{where} names PLC '{output.plc}', which is not in plcs {sorted(plcs)}"
+                    )
+                if plc.type == "modbus" and (not output.points or output.nodes):
+                    raise ValueError(f"{where}: Modbus PLC '{plc.name}' takes 'points', not 'nodes'")
+                if plc.type == "opcua" and (not output.nodes or output.points):
+                    raise ValueError(f"{where}: OPC UA PLC '{plc.name}' takes 'nodes', not 'points'")
+        return self
+
+    def station(self, station_id: str) -> StationConfig:
+        for station in self.stations:
+            if station.id == station_id:
+                return station
+        raise KeyError(station_id)
+
+    def camera(self, camera_id: str) -> CameraConfig:
+        for camera in self.cameras:
+            if camera.id == camera_id:
+                return camera
+        raise KeyError(camera_id)
+
+    def plc(self, name: str) -> PlcConfig:
+        for plc in self.plcs:
+            if plc.name == name:
+                return plc
+        raise KeyError(name)

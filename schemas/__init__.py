@@ -1,0 +1,1 @@
+"""Versioned message contracts of the Kafka topics that cameras, the worker and plant systems share."""

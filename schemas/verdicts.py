@@ -1,0 +1,70 @@
+"""Verdict messages: the inspection result for one frame, as JSON on the verdicts topic."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import Field, field_serializer
+
+from defectline.schemas.base import Message, UtcDatetime, to_utc_iso
+from defectline.schemas.frames import ID_PATTERN
+
+SCHEMA = "verdict.v1"
+
+
+class Outcome(StrEnum):
+    PASS = "pass"
+    REJECT = "reject"
+
+
+class ModelRef(Message):
+    name: str
+    version: str
+
+
+class StageTimings(Message):
+    """Milliseconds spent in each step of the inference agent for this frame."""
+
+    decode_ms: float = Field(..., ge=0)
+    preprocess_ms: float = Field(..., ge=0)
+    inference_ms: float = Field(..., ge=0)
+    queue_ms: float = Field(0.0, ge=0, description="Capture until the worker started on the frame")
+
+
+class Verdict(Message):
+    """The decision for one frame; (camera_id, frame_id) identifies it across replays."""
+
+    schema_: str = Field(SCHEMA, alias="schema")
+    plant: str
+    station_id: str = Field(..., pattern=ID_PATTERN)
+    camera_id: str = Field(..., pattern=ID_PATTERN)
+    frame_id: str = Field(..., min_length=1, max_length=256)
+    sequence: int = Field(..., ge=0)
+    part_id: str | None = None
+    captured_at: UtcDatetime
+    decided_at: UtcDatetime
+    outcome: Outcome
+    class_name: str
+    class_code: int = Field(..., ge=0, description="Index of class_name in the model's class list")
+    confidence: float = Field(..., ge=0, le=1)
+    scores: dict[str, float] = Field(..., description="Probability of every class, by class name")
+    model: ModelRef
+    timings: StageTimings
+
+    model_config = Message.model_config | {"populate_by_name": True}
+
+    @field_serializer("captured_at", "decided_at")
+    def _serialize_time(self, value: datetime) -> str:
+        return to_utc_iso(value)
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes | str) -> Verdict:
+        return cls.model_validate_json(payload)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.camera_id, self.frame_id)
