@@ -20,7 +20,7 @@ PROBABILITY_SUM_TOLERANCE = 1e-3
 
 @dataclass(frozen=True)
 class Classification:
-    """The top-1 decision for one frame; scores holds the probability of every class by name."""
+    """Top-1 decision for one frame, with `scores` mapping every class name to its probability."""
 
     class_name: str
     class_code: int
@@ -69,7 +69,7 @@ def classify(output_row: np.ndarray, model: ModelConfig) -> Classification:
 
 
 def _check_probabilities(row: np.ndarray) -> np.ndarray:
-    """Return the row as float64 probabilities clipped to [0, 1]; raise if it is no distribution."""
+    """Validate a probabilities row and return it as float64 clipped to [0, 1]."""
     values = row.astype(np.float64)
     low, high, total = values.min(), values.max(), values.sum()
 

@@ -24,7 +24,7 @@ CV2_INTERPOLATION: dict[Interpolation, int] = {
 
 @dataclass(frozen=True)
 class LetterboxParams:
-    """How a letterboxed input was made, so that model coordinates can be mapped back to the frame.
+    """Scale and padding of a letterboxed input, for mapping model coordinates back to the frame.
 
     A source pixel (x, y) lands at (x * scale + pad_left_px, y * scale + pad_top_px) in the input.
     """

@@ -36,7 +36,10 @@ PROVIDER_PACKAGES = {
     "QNNExecutionProvider": "onnxruntime-qnn",
 }
 
-INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+INPUT_DTYPES: dict[str, type[np.floating]] = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+}
 
 # onnxruntime raises its own exception classes, which do not derive from RuntimeError.
 ORT_ERRORS: tuple[type[Exception], ...] = tuple(
@@ -76,9 +79,10 @@ def _builtin_file(file_name: str, path: str) -> Path:
         candidate = Path(str(resources.files(BUILTIN_PACKAGE).joinpath(file_name)))
     except ModuleNotFoundError as exc:
         raise ModelLoadError(
-            f"built-in model '{path}' is not installed: package {BUILTIN_PACKAGE} is missing; "
-            "reinstall defectline or set model.path to an .onnx file"
+            f"built-in model '{path}' is not installed because package {BUILTIN_PACKAGE} is "
+            "missing; reinstall defectline or set model.path to an .onnx file"
         ) from exc
+
     if not candidate.is_file():
         raise ModelLoadError(
             f"built-in model '{path}' is not installed: {candidate} does not exist; "
@@ -175,8 +179,9 @@ class OnnxModel:
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Run a preprocessed N×... batch and return the N×classes output as float32.
 
-        A model exported with a fixed batch size gets the frames in chunks of that size, the last
-        chunk padded by repeating its last frame; a dynamic batch axis gets the whole batch at once.
+        A model with a dynamic batch axis gets the whole batch in one call. A model exported with
+        a fixed batch size gets chunks of that size, and the last chunk is padded by repeating its
+        last frame.
         """
         self._check_batch(batch)
         batch = batch.astype(self.input_dtype, copy=False)

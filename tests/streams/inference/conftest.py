@@ -1,4 +1,4 @@
-"""Fixtures of the inference tests: tiny ONNX models built with onnx.helper whose outputs are known."""
+"""Fixtures of the inference tests: tiny ONNX models built with onnx.helper, outputs known."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def flatten_model(tmp_path: Path) -> Callable[..., Path]:
 
 
 def _shared_dir() -> Path:
-    """The `shared` folder beside the repository checkout, which holds real models and images."""
+    """Return the `shared` folder beside the repository checkout, with real models and images."""
     for parent in Path(__file__).resolve().parents:
         if (parent / "pyproject.toml").is_file():
             return parent.parent / "shared"

@@ -30,7 +30,7 @@ def config(**values: object) -> PreprocessConfig:
     return PreprocessConfig.model_validate(base)
 
 
-def test_red_frame_rgb_model_gives_channels_one_zero_zero() -> None:
+def test_red_frame_rgb_model() -> None:
     tensor, letterbox = preprocess(red_bgr_frame(), config(color="rgb"))
 
     assert tensor.dtype == np.float32
