@@ -12,9 +12,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+
 from defectline.deploy.local.kafka import KafkaBroker
 from defectline.deploy.local.ports import free_port
-from defectline.deploy.local.postgres import PostgresCluster
+from defectline.deploy.local.postgres import PostgresCluster, remove_orphaned_clusters
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def kafka_bootstrap(kafka_broker: KafkaBroker) -> str:
 @pytest.fixture(scope="session")
 def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
     """A running PostgreSQL cluster with role and database `defectline`, removed at the end."""
+    remove_orphaned_clusters()
     data_dir = tmp_path_factory.mktemp("postgres")
     cluster = PostgresCluster(data_dir / "data", port=free_port(),
                               log_path=data_dir / "postgres.log")

@@ -99,7 +99,7 @@ def _run_maven(root: Path, libs: Path) -> None:
 class KafkaBroker:
     """A combined broker and controller (KRaft) listening on 127.0.0.1.
 
-    `data_dir` holds the properties file, the pid file and the log segments; formatting happens
+    `data_dir` contains the properties file, the pid file and the log segments; formatting happens
     once, so a restart keeps topics and offsets.
     """
 
@@ -166,7 +166,7 @@ class KafkaBroker:
         self.wait_ready(timeout_s)
 
     def wait_ready(self, timeout_s: float) -> None:
-        """Wait until the broker accepts connections and answers a metadata request."""
+        """Wait until the broker accepts connections and returns topic metadata."""
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient
 

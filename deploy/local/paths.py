@@ -1,4 +1,4 @@
-"""Where the local stack keeps its cache, state and logs outside the repository."""
+"""Locations of the local stack's cache, state and logs, outside the repository."""
 
 from __future__ import annotations
 

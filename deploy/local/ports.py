@@ -31,14 +31,14 @@ def is_port_free(port: int, host: str = LOOPBACK) -> bool:
     return True
 
 
-def pick_port(preferred: int, taken: set[int] | None = None, host: str = LOOPBACK) -> int:
-    """Return `preferred` when it is free and not in `taken`, else a free port from the kernel."""
-    taken = taken or set()
-    if preferred not in taken and is_port_free(preferred, host):
+def pick_port(preferred: int, reserved: set[int] | None = None, host: str = LOOPBACK) -> int:
+    """Return `preferred` when it is free and not `reserved`, else a free port from the kernel."""
+    reserved = reserved or set()
+    if preferred not in reserved and is_port_free(preferred, host):
         return preferred
     while True:
         port = free_port(host)
-        if port not in taken:
+        if port not in reserved:
             return port
 
 

@@ -12,10 +12,11 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
+
 from defectline.deploy.local.errors import ServiceStartError, StackError, ToolMissingError
 from defectline.deploy.local.ports import LOOPBACK
 from defectline.deploy.local.process import is_alive, tail
-from psycopg import sql
 
 logger = logging.getLogger(__name__)
 
@@ -183,6 +184,8 @@ class PostgresCluster:
         if not self.as_root:
             return
 
+        # The requested folder stays as the marker that remove_orphaned_clusters checks.
+        self.requested_dir.mkdir(parents=True, exist_ok=True)
         user = _ensure_server_user()
         owner_uid = parent.lstat().st_uid
         if parent.is_symlink() or owner_uid not in (0, user.pw_uid):
@@ -192,6 +195,7 @@ class PostgresCluster:
             )
         os.chown(parent, user.pw_uid, user.pw_gid)
         parent.chmod(0o700)
+        (parent / "origin").write_text(f"{self.requested_dir.resolve()}\n")
 
     def _pg_ctl_start(self, bin_dir: Path, timeout_s: float) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +230,32 @@ class PostgresCluster:
         if not self.as_root:
             return argv
         return ["runuser", "-u", SERVER_USER, "--", *argv]
+
+
+def remove_orphaned_clusters() -> list[Path]:
+    """Stop and delete relocated clusters whose requested data directory no longer exists.
+
+    A test session killed before its teardown leaves such a cluster behind in /var/tmp once
+    pytest deletes the session's temporary folder. Returns the folders removed.
+    """
+    removed = []
+    for parent in sorted(_RELOCATED_ROOT.glob("defectline-postgres-*")):
+        try:
+            origin = Path((parent / "origin").read_text().strip())
+        except OSError:
+            continue
+        if origin.exists():
+            continue
+        cluster = PostgresCluster(origin, port=0, log_path=parent / "orphan.log")
+        cluster.data_dir = parent / "data"
+        try:
+            cluster.remove()
+        except StackError as exc:
+            logger.warning("cannot remove orphaned postgres cluster dir=%s error=%s", parent, exc)
+            continue
+        logger.info("removed orphaned postgres cluster dir=%s origin=%s", parent, origin)
+        removed.append(parent)
+    return removed
 
 
 def _check_db_name(name: str) -> None:
