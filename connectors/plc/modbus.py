@@ -1,0 +1,167 @@
+"""Modbus TCP writer: verdict values to coils and holding registers through pymodbus."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.constants import ExcCodes
+from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
+from pymodbus.pdu import ModbusPDU
+
+from defectline.config.models import ModbusPlcConfig, ModbusTable, PlcOutput, VerdictField
+from defectline.connectors.plc.base import PlcWriter, ReconnectPolicy, Value, register_writer
+from defectline.connectors.plc.codec import PointRun, encode_run, plan_runs
+from defectline.connectors.plc.errors import (
+    PlcCodecError,
+    PlcConnectError,
+    PlcConnectionLostError,
+    PlcValueError,
+    PlcWriteRejectedError,
+)
+
+logger = logging.getLogger(__name__)
+
+# pymodbus names the unit (slave) id argument `device_id` since 3.10 and `slave` before that.
+UNIT_KWARG = (
+    "device_id"
+    if "device_id" in inspect.signature(AsyncModbusTcpClient.write_registers).parameters
+    else "slave"
+)
+
+
+def unit_kwargs(unit_id: int) -> dict[str, int]:
+    """Return the keyword argument that addresses `unit_id` in this pymodbus version."""
+    return {UNIT_KWARG: unit_id}
+
+
+def new_client(config: ModbusPlcConfig) -> AsyncModbusTcpClient:
+    """Build a pymodbus client with its own retries and reconnects off; callers handle both."""
+    return AsyncModbusTcpClient(
+        config.host,
+        port=config.port,
+        timeout=config.timeout_ms / 1000,
+        retries=0,
+        reconnect_delay=0,
+    )
+
+
+def describe_response(response: ModbusPDU) -> str:
+    """Name the exception code of an error response, e.g. 'exception code 2 (ILLEGAL_ADDRESS)'."""
+    code = getattr(response, "exception_code", None)
+    try:
+        name = ExcCodes(code).name
+    except ValueError:
+        name = "unknown"
+    return f"exception code {code} ({name})"
+
+
+@register_writer
+class ModbusWriter(PlcWriter):
+    """Writes coils and holding registers with Write Multiple Coils/Registers (functions 15, 16).
+
+    Points at contiguous addresses of one table go in one request. The run that holds the
+    `sequence` field is written last, so a PLC that reacts to a new sequence number finds the
+    other values of the same verdict already in place.
+    """
+
+    type_key = "modbus"
+
+    def __init__(
+        self,
+        config: ModbusPlcConfig,
+        outputs: Iterable[PlcOutput] = (),
+        *,
+        reconnect: ReconnectPolicy | None = None,
+    ) -> None:
+        super().__init__(config, outputs, reconnect=reconnect)
+        self._modbus = config
+        self._client: AsyncModbusTcpClient | None = None
+        self._plans: dict[PlcOutput, list[PointRun]] = {}
+        for output in self._outputs:
+            self._plan(output)
+
+    @property
+    def endpoint(self) -> str:
+        return f"modbus://{self._modbus.host}:{self._modbus.port} unit {self._modbus.unit_id}"
+
+    async def _open(self) -> None:
+        client = new_client(self._modbus)
+        self._client = client
+        try:
+            is_connected = await client.connect()
+        except (OSError, ModbusException) as exc:
+            raise PlcConnectError(self.name, self.endpoint, str(exc)) from exc
+        if not is_connected:
+            raise PlcConnectError(
+                self.name, self.endpoint, "connection refused or timed out; is the PLC reachable?"
+            )
+
+    async def _discard_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def _write(self, output: PlcOutput, values: Mapping[VerdictField, Value]) -> None:
+        runs = self._plan(output)
+        requests: list[tuple[PointRun, list[int] | list[bool]]] = []
+        for run in runs:
+            try:
+                requests.append((run, encode_run(run, values)))
+            except PlcCodecError as exc:
+                raise PlcValueError(self.name, self.endpoint, run.target, str(exc)) from exc
+
+        for run, words in _sequence_last(requests):
+            await self._send(run, words)
+            logger.debug("modbus write plc=%s target=%s words=%s", self.name, run.target, words)
+
+    async def _send(self, run: PointRun, words: Sequence[int] | Sequence[bool]) -> None:
+        client = self._client
+        if client is None:
+            raise PlcConnectionLostError(self.name, self.endpoint, run.target, "client is closed")
+
+        unit = unit_kwargs(self._modbus.unit_id)
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                if run.table is ModbusTable.COIL:
+                    response = await client.write_coils(run.address, list(words), **unit)
+                else:
+                    response = await client.write_registers(run.address, list(words), **unit)
+        except TimeoutError as exc:
+            reason = f"no response within {self._modbus.timeout_ms} ms"
+            raise PlcConnectionLostError(self.name, self.endpoint, run.target, reason) from exc
+        except (ConnectionException, ModbusIOException, OSError) as exc:
+            raise PlcConnectionLostError(self.name, self.endpoint, run.target, str(exc)) from exc
+        except ModbusException as exc:
+            raise PlcWriteRejectedError(self.name, self.endpoint, run.target, str(exc)) from exc
+
+        if response.isError():
+            raise PlcWriteRejectedError(
+                self.name,
+                self.endpoint,
+                run.target,
+                f"the PLC answered {describe_response(response)}; "
+                "check the addresses and unit id against the PLC's register map",
+            )
+
+    def _plan(self, output: PlcOutput) -> list[PointRun]:
+        runs = self._plans.get(output)
+        if runs is None:
+            try:
+                runs = plan_runs(output.points)
+            except PlcCodecError as exc:
+                raise PlcValueError(self.name, self.endpoint, "points", str(exc)) from exc
+            self._plans[output] = runs
+        return runs
+
+
+def _sequence_last(
+    requests: list[tuple[PointRun, list[int] | list[bool]]],
+) -> list[tuple[PointRun, list[int] | list[bool]]]:
+    def holds_sequence(item: tuple[PointRun, list[int] | list[bool]]) -> bool:
+        return any(point.field is VerdictField.SEQUENCE for point in item[0].points)
+
+    return sorted(requests, key=holds_sequence)

@@ -1,0 +1,164 @@
+"""Simulated OPC UA PLC: an asyncua server with one writable variable per configured node id."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from asyncua import Server, ua
+from asyncua.common.callback import CallbackService, CallbackType, ServerItemCallback
+from asyncua.crypto.permission_rules import User, UserRole
+
+from defectline.config.models import OpcUaPlcConfig, PlcOutput, VerdictField
+from defectline.connectors.plc.errors import PlcError
+
+logger = logging.getLogger(__name__)
+
+NAMESPACE_URI = "urn:defectline:plc-simulator"
+NAMESPACE_INDEX = 2
+
+# Data type of each verdict field's variable, and the value it starts with.
+FIELD_TYPES: dict[VerdictField, tuple[ua.VariantType, Any]] = {
+    VerdictField.REJECT: (ua.VariantType.Boolean, False),
+    VerdictField.CLASS_CODE: (ua.VariantType.UInt16, 0),
+    VerdictField.CONFIDENCE: (ua.VariantType.Double, 0.0),
+    VerdictField.SEQUENCE: (ua.VariantType.UInt32, 0),
+    VerdictField.FRAME_SEQUENCE: (ua.VariantType.UInt32, 0),
+}
+
+_INITIAL_VALUES: dict[ua.VariantType, Any] = {
+    ua.VariantType.Boolean: False,
+    ua.VariantType.String: "",
+    ua.VariantType.Float: 0.0,
+    ua.VariantType.Double: 0.0,
+}
+
+
+class _ConfiguredUserManager:
+    """Accepts only the configured username and password, like a PLC with user auth enabled."""
+
+    def __init__(self, username: str, password: str | None) -> None:
+        self._username = username
+        self._password = password
+
+    def get_user(
+        self,
+        iserver: Any,
+        username: str | None = None,
+        password: str | None = None,
+        certificate: Any = None,
+    ) -> User | None:
+        if username == self._username and password == self._password:
+            return User(role=UserRole.User, name=username)
+        return None
+
+
+class OpcUaSimulator:
+    """An OPC UA server at the PLC's endpoint with a variable for every node id of `stations`.
+
+    `stations` maps a station id to its outputs for this PLC. Node ids must be in namespace 2,
+    the first namespace a server registers after its own. `data_types` overrides the data type
+    of a node id, for tests of type conversion. Each successful write of a station's `sequence`
+    node appends the value to `history[station]`.
+    """
+
+    def __init__(
+        self,
+        plc: OpcUaPlcConfig,
+        stations: Mapping[str, Sequence[PlcOutput]],
+        *,
+        data_types: Mapping[str, ua.VariantType] | None = None,
+    ) -> None:
+        self.plc = plc
+        self.history: dict[str, list[int]] = {station: [] for station in stations}
+        self.requests: list[list[ua.WriteValue]] = []
+        self._nodes = {
+            node.node_id: (station, node.field)
+            for station, outputs in stations.items()
+            for output in outputs
+            if output.plc == plc.name
+            for node in output.nodes
+        }
+        self._data_types = dict(data_types or {})
+        self._server: Server | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return self.plc.endpoint
+
+    async def start(self) -> None:
+        """Create the address space and listen at the endpoint."""
+        user_manager = None
+        if self.plc.username is not None:
+            password = self.plc.password.get_secret_value() if self.plc.password else None
+            user_manager = _ConfiguredUserManager(self.plc.username, password)
+
+        server = Server(user_manager=user_manager)
+        await server.init()
+        server.set_endpoint(self.plc.endpoint)
+        server.set_server_name(f"defectline simulated PLC {self.plc.name}")
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        index = await server.register_namespace(NAMESPACE_URI)
+        if index != NAMESPACE_INDEX:
+            raise PlcError(f"simulator namespace got index {index}, expected {NAMESPACE_INDEX}")
+
+        await self._add_variables(server)
+        server.subscribe_server_callback(CallbackType.PostWrite, self._on_write)
+        try:
+            await server.start()
+        except OSError as exc:
+            raise PlcError(
+                f"simulated OPC UA PLC '{self.plc.name}' cannot listen at {self.plc.endpoint}: "
+                f"{exc}; free the port or change the endpoint in plcs"
+            ) from exc
+        self._server = server
+        logger.info(
+            "opcua simulator started plc=%s endpoint=%s nodes=%d",
+            self.plc.name, self.plc.endpoint, len(self._nodes),
+        )
+
+    async def stop(self) -> None:
+        """Stop listening and close every session."""
+        server, self._server = self._server, None
+        if server is not None:
+            await server.stop()
+            logger.info("opcua simulator stopped plc=%s", self.plc.name)
+
+    async def _add_variables(self, server: Server) -> None:
+        objects = server.nodes.objects
+        for node_id, (_station, field) in self._nodes.items():
+            parsed = ua.NodeId.from_string(node_id)
+            if parsed.NamespaceIndex != NAMESPACE_INDEX:
+                raise PlcError(
+                    f"node id '{node_id}' of PLC '{self.plc.name}' is in namespace "
+                    f"{parsed.NamespaceIndex}; the simulator serves namespace {NAMESPACE_INDEX}, "
+                    f"so write it as 'ns={NAMESPACE_INDEX};s=...'"
+                )
+            variant_type, initial = FIELD_TYPES[field]
+            if node_id in self._data_types:
+                variant_type = self._data_types[node_id]
+                initial = _INITIAL_VALUES.get(variant_type, 0)
+            browse_name = ua.QualifiedName(str(parsed.Identifier), NAMESPACE_INDEX)
+            variable = await objects.add_variable(
+                parsed, browse_name, ua.Variant(initial, variant_type), varianttype=variant_type
+            )
+            await variable.set_writable()
+
+    async def _on_write(self, event: ServerItemCallback, _dispatcher: CallbackService) -> None:
+        """Log each written node and record sequence values of successful writes."""
+        statuses = event.response_params or []
+        self.requests.append(list(event.request_params.NodesToWrite))
+        for item, status in zip(event.request_params.NodesToWrite, statuses, strict=False):
+            node_id = item.NodeId.to_string()
+            value = item.Value.Value.Value if item.Value and item.Value.Value else None
+            logger.debug(
+                "opcua write received plc=%s node=%s value=%r status=%s",
+                self.plc.name, node_id, value, status.name,
+            )
+            station_field = self._nodes.get(node_id)
+            if station_field is None or not status.is_good():
+                continue
+            station, field = station_field
+            if field is VerdictField.SEQUENCE:
+                self.history[station].append(int(value))
