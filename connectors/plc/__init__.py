@@ -1,4 +1,4 @@
-"""PLC sinks: writers that put verdict values into Modbus TCP and OPC UA PLCs, and PLC simulators."""
+"""PLC sinks: writers that put verdict values into Modbus TCP and OPC UA PLCs, and simulators."""
 
 from defectline.connectors.plc.base import (
     ConnectionState,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import random
@@ -123,11 +122,15 @@ class PlcWriter(ABC):
         """Where the PLC is, for log lines and error messages (never includes a password)."""
 
     async def connect(self) -> None:
-        """Open the connection once; on failure raise PlcConnectError and retry in the background."""
+        """Open the connection once; on failure raise PlcConnectError and retry in background."""
         if self._state is ConnectionState.CLOSED:
             raise PlcError(f"PLC writer '{self.name}' is closed; create a new writer to reconnect")
         if self._state is ConnectionState.CONNECTED:
             return
+
+        # A background attempt may be half-way through opening a client; stop it so that only
+        # one client exists at a time.
+        await self._cancel_reconnect_loop()
         try:
             await self._attempt_connect()
         except PlcConnectError:
@@ -179,11 +182,7 @@ class PlcWriter(ABC):
         self._state = ConnectionState.CLOSED
         self._connected.clear()
 
-        task, self._reconnect_task = self._reconnect_task, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._cancel_reconnect_loop()
         await self._discard_client_quietly()
         logger.info("plc writer closed plc=%s", self.name)
 
@@ -235,6 +234,11 @@ class PlcWriter(ABC):
         except PlcConnectError as exc:
             await self._fail_connect(exc)
             raise
+        except asyncio.CancelledError:
+            await self._discard_client_quietly()
+            if self._state is ConnectionState.CONNECTING:
+                self._state = ConnectionState.DISCONNECTED
+            raise
 
         if self._state is ConnectionState.CLOSED:
             await self._discard_client_quietly()
@@ -251,7 +255,9 @@ class PlcWriter(ABC):
 
     async def _lose_connection(self) -> None:
         logger.warning(
-            "plc connection lost plc=%s endpoint=%s error=%s", self.name, self.endpoint,
+            "plc connection lost plc=%s endpoint=%s error=%s",
+            self.name,
+            self.endpoint,
             self._last_error,
         )
         self._state = ConnectionState.DISCONNECTED
@@ -264,6 +270,15 @@ class PlcWriter(ABC):
             await asyncio.wait_for(self._discard_client(), timeout=self.timeout_s)
         except (TimeoutError, OSError, PlcError) as exc:
             logger.debug("plc client close failed plc=%s error=%s", self.name, exc)
+
+    async def _cancel_reconnect_loop(self) -> None:
+        task, self._reconnect_task = self._reconnect_task, None
+        if task is None or task.done() or task is asyncio.current_task():
+            return
+        task.cancel()
+        # asyncio.wait does not raise the task's CancelledError, so a cancel of the caller
+        # itself still propagates.
+        await asyncio.wait({task})
 
     def _start_reconnect_loop(self) -> None:
         if self._state is ConnectionState.CLOSED:
@@ -280,7 +295,11 @@ class PlcWriter(ABC):
             delay_s = self._reconnect.delay_s(attempt)
             logger.warning(
                 "plc reconnect scheduled plc=%s endpoint=%s attempt=%d delay_s=%.2f error=%s",
-                self.name, self.endpoint, attempt + 1, delay_s, self._last_error,
+                self.name,
+                self.endpoint,
+                attempt + 1,
+                delay_s,
+                self._last_error,
             )
             await asyncio.sleep(delay_s)
             if self._state is ConnectionState.CLOSED:

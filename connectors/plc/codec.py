@@ -1,7 +1,7 @@
 """Modbus register codec: verdict values to coils and 16-bit registers and back, grouped into runs.
 
-Modbus itself only defines 16-bit registers sent big-endian (Modbus Application Protocol v1.1b3,
-section 4.2). A 32-bit value spans two registers, and vendors disagree on how its four bytes
+The Modbus Application Protocol Specification V1.1b3 defines only 16-bit registers, sent
+big-endian. A 32-bit value spans two registers, and vendors disagree on how its four bytes
 A B C D (most significant first) are laid out:
 
 - ABCD: big-endian, registers [AB, CD]
@@ -24,9 +24,9 @@ from defectline.connectors.plc.errors import PlcCodecError
 
 Value = bool | int | float
 
-# Largest run in one request: write_registers takes 123 registers and write_coils 1968 coils
-# (Modbus Application Protocol v1.1b3, sections 6.11 and 6.12); reads allow 125 and 2000, so
-# runs sized for writes can also be read back in one request.
+# Largest run in one request, from the same specification: Write Multiple Registers takes 123
+# registers and Write Multiple Coils 1968 coils. Reads allow 125 and 2000, so a run sized for a
+# write can also be read back in one request.
 MAX_REGISTERS_PER_REQUEST = 123
 MAX_COILS_PER_REQUEST = 1968
 
@@ -201,22 +201,24 @@ def _value_for(point: ModbusPoint, values: Mapping[VerdictField, Value]) -> Valu
 
 def _scaled(value: int | float, dtype: str, scale: float, field: str) -> int | float:
     scaled = value * scale if scale != 1.0 else value
-    shown = f"{value!r}" if scale == 1.0 else f"{value!r} x scale {scale:g} = {scaled!r}"
+    described = f"{value!r}" if scale == 1.0 else f"{value!r} x scale {scale:g} = {scaled!r}"
 
     if dtype == "float32":
         if math.isfinite(scaled) and abs(scaled) > _FLOAT32_MAX:
             raise PlcCodecError(
-                f"{field}: value {shown} is outside the float32 range +-{_FLOAT32_MAX:.6g}"
+                f"{field}: value {described} is outside the float32 range +-{_FLOAT32_MAX:.6g}"
             )
         return float(scaled)
 
     if not math.isfinite(scaled):
-        raise PlcCodecError(f"{field}: value {shown} is not finite and cannot be written as {dtype}")
+        raise PlcCodecError(
+            f"{field}: value {described} is not finite and cannot be written as {dtype}"
+        )
     raw = round(scaled)
     low, high = _INTEGER_RANGES[dtype]
     if not low <= raw <= high:
         raise PlcCodecError(
-            f"{field}: value {shown} is outside the {dtype} range {low}..{high}; "
+            f"{field}: value {described} is outside the {dtype} range {low}..{high}; "
             f"use a wider dtype or a smaller scale"
         )
     return raw

@@ -39,7 +39,7 @@ class PlcNotConnectedError(PlcWriteError):
 
 
 class PlcConnectionLostError(PlcWriteError):
-    """The connection broke or timed out during the write; the writer reconnects in the background."""
+    """The connection broke or timed out during the write; the writer reconnects in background."""
 
 
 class PlcWriteRejectedError(PlcWriteError):

@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
@@ -25,7 +26,7 @@ from defectline.connectors.plc.errors import (
 
 logger = logging.getLogger(__name__)
 
-# pymodbus names the unit (slave) id argument `device_id` since 3.10 and `slave` before that.
+# pymodbus 3.16 calls the unit id argument `device_id`; earlier 3.x releases called it `slave`.
 UNIT_KWARG = (
     "device_id"
     if "device_id" in inspect.signature(AsyncModbusTcpClient.write_registers).parameters
@@ -33,7 +34,7 @@ UNIT_KWARG = (
 )
 
 
-def unit_kwargs(unit_id: int) -> dict[str, int]:
+def unit_kwargs(unit_id: int) -> dict[str, Any]:
     """Return the keyword argument that addresses `unit_id` in this pymodbus version."""
     return {UNIT_KWARG: unit_id}
 
@@ -51,7 +52,7 @@ def new_client(config: ModbusPlcConfig) -> AsyncModbusTcpClient:
 
 def describe_response(response: ModbusPDU) -> str:
     """Name the exception code of an error response, e.g. 'exception code 2 (ILLEGAL_ADDRESS)'."""
-    code = getattr(response, "exception_code", None)
+    code = int(getattr(response, "exception_code", 0))
     try:
         name = ExcCodes(code).name
     except ValueError:
@@ -63,7 +64,7 @@ def describe_response(response: ModbusPDU) -> str:
 class ModbusWriter(PlcWriter):
     """Writes coils and holding registers with Write Multiple Coils/Registers (functions 15, 16).
 
-    Points at contiguous addresses of one table go in one request. The run that holds the
+    Points at contiguous addresses of one table go in one request. The run that contains the
     `sequence` field is written last, so a PLC that reacts to a new sequence number finds the
     other values of the same verdict already in place.
     """
@@ -127,9 +128,11 @@ class ModbusWriter(PlcWriter):
         try:
             async with asyncio.timeout(self.timeout_s):
                 if run.table is ModbusTable.COIL:
-                    response = await client.write_coils(run.address, list(words), **unit)
+                    coils = cast(Sequence[bool], words)
+                    response = await client.write_coils(run.address, list(coils), **unit)
                 else:
-                    response = await client.write_registers(run.address, list(words), **unit)
+                    registers = cast(Sequence[int], words)
+                    response = await client.write_registers(run.address, list(registers), **unit)
         except TimeoutError as exc:
             reason = f"no response within {self._modbus.timeout_ms} ms"
             raise PlcConnectionLostError(self.name, self.endpoint, run.target, reason) from exc
@@ -161,7 +164,7 @@ class ModbusWriter(PlcWriter):
 def _sequence_last(
     requests: list[tuple[PointRun, list[int] | list[bool]]],
 ) -> list[tuple[PointRun, list[int] | list[bool]]]:
-    def holds_sequence(item: tuple[PointRun, list[int] | list[bool]]) -> bool:
+    def contains_sequence(item: tuple[PointRun, list[int] | list[bool]]) -> bool:
         return any(point.field is VerdictField.SEQUENCE for point in item[0].points)
 
-    return sorted(requests, key=holds_sequence)
+    return sorted(requests, key=contains_sequence)

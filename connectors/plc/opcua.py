@@ -53,8 +53,8 @@ class OpcUaWriter(PlcWriter):
 
     The DataType of every node named in the outputs given at construction is read at connect;
     nodes seen first in a write are read then. Values carry no source or server timestamp and no
-    status code, because some servers reject writes that set them (Siemens S7-1500 answers
-    BadWriteNotSupported). The `sequence` node is written last within the call.
+    status code, because some servers reject writes that set them. The `sequence` node is written
+    last within the call.
     """
 
     type_key = "opcua"
@@ -151,7 +151,9 @@ class OpcUaWriter(PlcWriter):
         except PlcCodecError as exc:
             raise PlcValueError(self.name, self.endpoint, targets, str(exc)) from exc
         except TimeoutError as exc:
-            reason = f"reading the node data types got no response within {self._opcua.timeout_ms} ms"
+            reason = (
+                f"reading the node data types got no response within {self._opcua.timeout_ms} ms"
+            )
             raise PlcConnectionLostError(self.name, self.endpoint, targets, reason) from exc
         except (OSError, UaError, ConnectionError) as exc:
             raise PlcConnectionLostError(self.name, self.endpoint, targets, _reason(exc)) from exc
@@ -171,8 +173,11 @@ class OpcUaWriter(PlcWriter):
                     f"node '{node_id}' cannot be read: {status.name}; check that the node id "
                     "exists on the server"
                 )
+            data_type = result.Value.Value if result.Value is not None else None
+            if not isinstance(data_type, ua.NodeId):
+                raise PlcCodecError(f"node '{node_id}' has no DataType; is it a variable?")
             try:
-                self._types[node_id] = variant_type_of(result.Value.Value)
+                self._types[node_id] = variant_type_of(data_type)
             except PlcCodecError as exc:
                 raise PlcCodecError(f"node '{node_id}': {exc}") from exc
 

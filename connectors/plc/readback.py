@@ -24,7 +24,7 @@ async def read_output(plc: PlcConfig, output: PlcOutput) -> dict[VerdictField, V
     """Open a fresh connection to `plc`, read every point or node of `output`, and close it.
 
     Modbus values are decoded with each point's dtype, word order and scale. OPC UA values are
-    returned as the server's Variant holds them. Raises PlcReadError on any failure.
+    returned as the server's Variant contains them. Raises PlcReadError on any failure.
     """
     if output.plc != plc.name:
         raise PlcReadError(f"output names PLC '{output.plc}' but '{plc.name}' was given")
@@ -82,6 +82,7 @@ async def _read_modbus(
 async def _read_opcua(
     plc: OpcUaPlcConfig, output: PlcOutput, timeout_s: float
 ) -> dict[VerdictField, Value]:
+    from asyncua import ua
     from asyncua.ua.uaerrors import UaError
 
     from defectline.connectors.plc.opcua import new_client, parse_node_id
@@ -94,7 +95,7 @@ async def _read_opcua(
             await client.connect()
         try:
             async with asyncio.timeout(timeout_s):
-                results = await client.uaclient.read_attributes(node_ids)
+                results = await client.uaclient.read_attributes(node_ids, ua.AttributeIds.Value)
         finally:
             async with asyncio.timeout(timeout_s):
                 await client.disconnect()
@@ -107,5 +108,7 @@ async def _read_opcua(
             raise PlcReadError(
                 f"reading node '{node.node_id}' from {where} failed: {result.StatusCode.name}"
             )
+        if result.Value is None or result.Value.Value is None:
+            raise PlcReadError(f"node '{node.node_id}' on {where} has no value")
         values[node.field] = result.Value.Value
     return values

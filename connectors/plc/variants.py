@@ -34,8 +34,8 @@ SUPPORTED_TYPES = (
 def variant_type_of(data_type: ua.NodeId) -> ua.VariantType:
     """Map a node's DataType attribute to a supported VariantType, or raise PlcCodecError.
 
-    The built-in types of OPC UA Part 6, section 5.1.2 have NodeIds i=1..i=25 in namespace 0,
-    and those numbers equal the VariantType values.
+    The built-in data types have NodeIds i=1..i=25 in namespace 0, and asyncua's VariantType
+    uses the same numbers.
     """
     if data_type.NamespaceIndex == 0 and isinstance(data_type.Identifier, int):
         try:

@@ -1,4 +1,4 @@
-"""Simulated Modbus TCP PLC: a pymodbus server holding the points of every station, with write history."""
+"""Simulated Modbus TCP PLC: a pymodbus server with every station's points and a write history."""
 
 from __future__ import annotations
 
@@ -15,8 +15,13 @@ from defectline.connectors.plc.errors import PlcError
 
 logger = logging.getLogger(__name__)
 
-# Function codes that change coils or holding registers (Modbus Application Protocol v1.1b3).
-WRITE_FUNCTION_CODES = {5: "write_coil", 6: "write_register", 15: "write_coils", 16: "write_registers"}
+# Function codes that change coils or holding registers (Modbus Application Protocol V1.1b3).
+WRITE_FUNCTION_CODES = {
+    5: "write_coil",
+    6: "write_register",
+    15: "write_coils",
+    16: "write_registers",
+}
 _REGISTER_WRITES = {6, 16}
 _SPARE_ADDRESSES = 16
 
@@ -87,7 +92,10 @@ class ModbusSimulator:
             ) from exc
         logger.info(
             "modbus simulator started plc=%s endpoint=%s coils=%d holding_registers=%d",
-            self.plc.name, self.endpoint, self._coil_count, self._register_count,
+            self.plc.name,
+            self.endpoint,
+            self._coil_count,
+            self._register_count,
         )
 
     async def stop(self) -> None:
@@ -108,19 +116,21 @@ class ModbusSimulator:
     ) -> None:
         """Record writes; pymodbus calls this before it stores `set_values`."""
         if function_code not in WRITE_FUNCTION_CODES or set_values is None:
-            return None
+            return
         values = tuple(set_values)
         self.requests.append(ModbusWriteRequest(function_code, address, len(values), values))
         logger.debug(
             "modbus write received plc=%s function=%s address=%d values=%s",
-            self.plc.name, WRITE_FUNCTION_CODES[function_code], address, list(values),
+            self.plc.name,
+            WRITE_FUNCTION_CODES[function_code],
+            address,
+            list(values),
         )
         if function_code in _REGISTER_WRITES:
             after = list(registers)
             offset = address - start_address
             after[offset : offset + len(values)] = [int(value) for value in values]
             self._record_sequences(address, len(values), after, start_address)
-        return None
 
     def _record_sequences(
         self, address: int, count: int, registers: list[int], start_address: int

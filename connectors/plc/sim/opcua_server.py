@@ -9,6 +9,7 @@ from typing import Any
 from asyncua import Server, ua
 from asyncua.common.callback import CallbackService, CallbackType, ServerItemCallback
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.user_managers import UserManager
 
 from defectline.config.models import OpcUaPlcConfig, PlcOutput, VerdictField
 from defectline.connectors.plc.errors import PlcError
@@ -35,7 +36,7 @@ _INITIAL_VALUES: dict[ua.VariantType, Any] = {
 }
 
 
-class _ConfiguredUserManager:
+class _ConfiguredUserManager(UserManager):
     """Accepts only the configured username and password, like a PLC with user auth enabled."""
 
     def __init__(self, username: str, password: str | None) -> None:
@@ -115,8 +116,16 @@ class OpcUaSimulator:
         self._server = server
         logger.info(
             "opcua simulator started plc=%s endpoint=%s nodes=%d",
-            self.plc.name, self.plc.endpoint, len(self._nodes),
+            self.plc.name,
+            self.plc.endpoint,
+            len(self._nodes),
         )
+
+    def clear_history(self) -> None:
+        """Forget the recorded requests and sequence values; the variables keep their values."""
+        self.requests.clear()
+        for values in self.history.values():
+            values.clear()
 
     async def stop(self) -> None:
         """Stop listening and close every session."""
@@ -147,6 +156,8 @@ class OpcUaSimulator:
 
     async def _on_write(self, event: ServerItemCallback, _dispatcher: CallbackService) -> None:
         """Log each written node and record sequence values of successful writes."""
+        if not event.is_external:
+            return  # the server's own updates, such as its ServerStatus node
         statuses = event.response_params or []
         self.requests.append(list(event.request_params.NodesToWrite))
         for item, status in zip(event.request_params.NodesToWrite, statuses, strict=False):
@@ -154,11 +165,14 @@ class OpcUaSimulator:
             value = item.Value.Value.Value if item.Value and item.Value.Value else None
             logger.debug(
                 "opcua write received plc=%s node=%s value=%r status=%s",
-                self.plc.name, node_id, value, status.name,
+                self.plc.name,
+                node_id,
+                value,
+                status.name,
             )
             station_field = self._nodes.get(node_id)
             if station_field is None or not status.is_good():
                 continue
             station, field = station_field
-            if field is VerdictField.SEQUENCE:
+            if field is VerdictField.SEQUENCE and value is not None:
                 self.history[station].append(int(value))

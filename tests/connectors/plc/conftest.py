@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+
 from defectline.config.models import (
     ModbusPlcConfig,
     ModbusPoint,
@@ -71,12 +72,23 @@ def opcua_plc() -> OpcUaPlcConfig:
     )
 
 
-@pytest.fixture
-async def opcua_sim(opcua_plc: OpcUaPlcConfig) -> AsyncIterator[OpcUaSimulator]:
-    simulator = OpcUaSimulator(opcua_plc, {"station-1": [opcua_output()]})
+@pytest.fixture(scope="module")
+async def opcua_server() -> AsyncIterator[OpcUaSimulator]:
+    """One OPC UA simulator per module, because an asyncua server takes seconds to start."""
+    plc = OpcUaPlcConfig(
+        name="press-opcua", endpoint=f"opc.tcp://127.0.0.1:{free_port()}/plc/", timeout_ms=1000
+    )
+    simulator = OpcUaSimulator(plc, {"station-1": [opcua_output()]})
     await simulator.start()
     yield simulator
     await simulator.stop()
+
+
+@pytest.fixture
+def opcua_sim(opcua_server: OpcUaSimulator) -> OpcUaSimulator:
+    """The module's OPC UA simulator with an empty write history."""
+    opcua_server.clear_history()
+    return opcua_server
 
 
 @pytest.fixture

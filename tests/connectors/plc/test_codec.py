@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from defectline.config.models import ModbusPoint, ModbusTable, VerdictField
 from defectline.connectors.plc.codec import (
     MAX_REGISTERS_PER_REQUEST,
@@ -134,7 +135,9 @@ def test_plan_runs_groups_contiguous_points() -> None:
 
 
 def test_plan_runs_splits_at_gaps() -> None:
-    runs = plan_runs([_point("class_code", "holding_register", 0), _point("sequence", "holding_register", 5)])
+    runs = plan_runs(
+        [_point("class_code", "holding_register", 0), _point("sequence", "holding_register", 5)]
+    )
     assert [(run.address, run.count) for run in runs] == [(0, 1), (5, 1)]
 
 
@@ -160,7 +163,10 @@ def test_encode_and_decode_run() -> None:
     points = [
         _point("class_code", "holding_register", 10),
         ModbusPoint(
-            field="confidence", table="holding_register", address=11, dtype="float32",
+            field="confidence",
+            table="holding_register",
+            address=11,
+            dtype="float32",
             word_order="CDAB",
         ),
     ]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient
+
 from defectline.config.models import ModbusPlcConfig, ModbusPoint, PlcOutput, VerdictField
 from defectline.connectors.plc.base import ConnectionState, ReconnectPolicy, create_writer
 from defectline.connectors.plc.codec import decode_registers
@@ -18,7 +20,6 @@ from defectline.connectors.plc.errors import (
 from defectline.connectors.plc.modbus import ModbusWriter, new_client, unit_kwargs
 from defectline.connectors.plc.readback import read_output
 from defectline.connectors.plc.sim.modbus_server import ModbusSimulator
-from pymodbus.client import AsyncModbusTcpClient
 
 # The simulator fixtures run on the session event loop, so the tests must run there too.
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -211,3 +212,30 @@ async def test_output_of_other_plc_rejected(
     async with create_writer(modbus_sim.plc, reconnect=fast_reconnect) as writer:
         with pytest.raises(PlcValueError, match="names PLC 'other-plc'"):
             await writer.write(other, {VerdictField.CLASS_CODE: 1})
+
+
+async def test_concurrent_writes_stay_ordered(
+    modbus_plc: ModbusPlcConfig, modbus_map: PlcOutput, fast_reconnect: ReconnectPolicy
+) -> None:
+    second_map = PlcOutput(
+        plc=modbus_plc.name,
+        points=(
+            ModbusPoint(field="reject", table="coil", address=1, dtype="bool"),
+            ModbusPoint(field="sequence", table="holding_register", address=13, dtype="uint32"),
+        ),
+    )
+    simulator = ModbusSimulator(modbus_plc, {"station-1": [modbus_map], "station-2": [second_map]})
+    await simulator.start()
+    try:
+        async with create_writer(modbus_plc, reconnect=fast_reconnect) as writer:
+            writes = []
+            for sequence in range(1, 21):
+                values = {**VERDICT, VerdictField.SEQUENCE: sequence}
+                writes.append(writer.write(modbus_map, values))
+                writes.append(writer.write(second_map, values))
+            await asyncio.gather(*writes)
+    finally:
+        await simulator.stop()
+
+    assert simulator.history["station-1"] == list(range(1, 21))
+    assert simulator.history["station-2"] == list(range(1, 21))
