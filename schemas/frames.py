@@ -38,7 +38,10 @@ class FrameMeta(Message):
     camera_id: str = Field(..., pattern=ID_PATTERN)
     station_id: str = Field(..., pattern=ID_PATTERN)
     frame_id: str = Field(
-        ..., min_length=1, max_length=256, description="Unique per camera; with camera_id the idempotency key"
+        ...,
+        min_length=1,
+        max_length=256,
+        description="Unique per camera; with camera_id the idempotency key",
     )
     sequence: int = Field(..., ge=0, description="Per-camera counter in capture order")
     captured_at: UtcDatetime
@@ -46,7 +49,9 @@ class FrameMeta(Message):
     width_px: int = Field(..., ge=1, le=65535)
     height_px: int = Field(..., ge=1, le=65535)
     part_id: str | None = Field(None, max_length=256)
-    source: str | None = Field(None, max_length=1024, description="File name or camera URI, no credentials")
+    source: str | None = Field(
+        None, max_length=1024, description="File name or camera URI, no credentials"
+    )
 
     @field_serializer("captured_at")
     def _serialize_time(self, value: datetime) -> str:

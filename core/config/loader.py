@@ -35,8 +35,10 @@ def load_config(
     `overrides` is a nested mapping merged last, for callers such as the demo command.
     """
     if path is None:
-        document = _read_yaml(resources.files("defectline.config").joinpath("demo.yaml").read_text(),
-                              "embedded demo.yaml")
+        document = _read_yaml(
+            resources.files("defectline.config").joinpath("demo.yaml").read_text(),
+            "embedded demo.yaml",
+        )
         source = "embedded demo plant"
     else:
         document = _read_yaml(_read_file(path), str(path))
@@ -85,7 +87,14 @@ def _read_yaml(text: str, source: str) -> dict[str, Any]:
     return document
 
 
+# YAML 1.1 reads these words as booleans; in an environment variable they are meant as text
+# (use_timescaledb=on, for example), while true/false still parse as booleans.
+_YAML11_BOOL_WORDS = {"on", "off", "yes", "no", "y", "n"}
+
+
 def _parse_env_value(raw: str) -> Any:
+    if raw.strip().lower() in _YAML11_BOOL_WORDS:
+        return raw
     try:
         return yaml.safe_load(raw)
     except yaml.YAMLError:

@@ -30,7 +30,10 @@ class KafkaConfig(Section):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     topic_partitions: int = Field(
-        4, ge=1, le=1024, description="Partitions of topics the worker creates; frames are keyed by camera"
+        4,
+        ge=1,
+        le=1024,
+        description="Partitions of topics the worker creates; frames are keyed by camera",
     )
     max_message_bytes: int = Field(
         10_485_760, ge=1_048_576, description="Largest frame message the producer sends, in bytes"
@@ -192,14 +195,19 @@ class FolderSource(Section):
     recursive: bool = False
     poll_interval_ms: int = Field(500, ge=10, le=60_000)
     settle_ms: int = Field(
-        200, ge=0, le=60_000, description="A new file is read only once its size is stable this long"
+        200,
+        ge=0,
+        le=60_000,
+        description="A new file is read only once its size is stable this long",
     )
     watch: bool = Field(True, description="Keep polling for new files after the existing ones")
 
 
 class OpenCvSource(Section):
     type: Literal["opencv"] = "opencv"
-    uri: str = Field(..., description="Video file path, RTSP/HTTP URL, or a device index such as '0'")
+    uri: str = Field(
+        ..., description="Video file path, RTSP/HTTP URL, or a device index such as '0'"
+    )
     max_fps: float | None = Field(None, gt=0, le=1000, description="Drop frames above this rate")
     reconnect_delay_ms: int = Field(2000, ge=100, le=600_000)
     loop_file: bool = Field(False, description="Restart a video file at its end")
@@ -213,7 +221,8 @@ class CameraConfig(Section):
     station: str
     source: CameraSource
     encoding: Literal["jpeg", "png"] = Field(
-        "png", description="Encoding of frames the camera produces itself (files are sent as stored)"
+        "png",
+        description="Encoding of frames the camera produces itself (files are sent as stored)",
     )
     jpeg_quality: int = Field(92, ge=1, le=100)
     enabled: bool = True
@@ -361,9 +370,13 @@ class PlantConfig(Section):
                         f"{where} names PLC '{output.plc}', which is not in plcs {sorted(plcs)}"
                     )
                 if plc.type == "modbus" and (not output.points or output.nodes):
-                    raise ValueError(f"{where}: Modbus PLC '{plc.name}' takes 'points', not 'nodes'")
+                    raise ValueError(
+                        f"{where}: Modbus PLC '{plc.name}' takes 'points', not 'nodes'"
+                    )
                 if plc.type == "opcua" and (not output.nodes or output.points):
-                    raise ValueError(f"{where}: OPC UA PLC '{plc.name}' takes 'nodes', not 'points'")
+                    raise ValueError(
+                        f"{where}: OPC UA PLC '{plc.name}' takes 'nodes', not 'points'"
+                    )
         return self
 
     def station(self, station_id: str) -> StationConfig:

@@ -1,0 +1,150 @@
+"""Subcommands that run one service or task: worker, camera, plc-sim, db, stack, topics, config."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import threading
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def add_parsers(commands: Any) -> None:
+    worker = commands.add_parser(
+        "worker", help="run the Faust worker (inference, PLC routing, recording)"
+    )
+    worker.set_defaults(handler=run_worker)
+
+    camera = commands.add_parser(
+        "camera", help="run one camera connector, publishing frames to Kafka"
+    )
+    camera.add_argument("--camera", required=True, help="camera id from the configuration")
+    camera.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    camera.set_defaults(handler=run_camera)
+
+    plc_sim = commands.add_parser(
+        "plc-sim", help="serve the configured PLC maps over Modbus TCP and OPC UA"
+    )
+    plc_sim.set_defaults(handler=run_plc_sim)
+
+    database = commands.add_parser("db", help="database tasks")
+    db_commands = database.add_subparsers(dest="db_command", required=True, metavar="TASK")
+    migrate = db_commands.add_parser(
+        "migrate", help="apply pending schema migrations (safe to re-run)"
+    )
+    migrate.set_defaults(handler=run_db_migrate)
+
+    topics = commands.add_parser("topics", help="create the Kafka topics of the message contracts")
+    topics.set_defaults(handler=run_create_topics)
+
+    stack = commands.add_parser("stack", help="the local Kafka and PostgreSQL stack (no Docker)")
+    stack.add_argument("action", choices=["start", "status", "stop"])
+    stack.set_defaults(handler=run_stack)
+
+    check = commands.add_parser(
+        "config", help="validate the configuration and print it, secrets masked"
+    )
+    check.set_defaults(handler=run_config_check)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    import faust
+
+    from defectline.cli.main import load_plant
+    from defectline.connectors.kafka_admin import ensure_topics
+    from defectline.streams.worker import build_worker
+
+    config = load_plant(args)
+    ensure_topics(config.kafka)
+    worker = build_worker(config)
+    faust.Worker(
+        worker.app, loglevel=args.log_level, quiet=True, redirect_stdouts=False
+    ).execute_from_commandline()
+    return 0
+
+
+def run_camera(args: argparse.Namespace) -> int:
+    from defectline.cli.main import load_plant
+    from defectline.connectors.cameras.runner import run_camera as run
+    from defectline.connectors.kafka_admin import ensure_topics
+
+    config = load_plant(args)
+    ensure_topics(config.kafka)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    stats = run(config, args.camera, max_frames=args.max_frames, stop=stop)
+    logger.info("camera stopped camera=%s stats=%s", args.camera, stats)
+    return 0
+
+
+def run_plc_sim(args: argparse.Namespace) -> int:
+    from defectline.cli.main import load_plant
+    from defectline.connectors.plc.sim.runner import run_simulators
+
+    config = load_plant(args)
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run_simulators(config, stop)
+
+    asyncio.run(serve())
+    return 0
+
+
+def run_db_migrate(args: argparse.Namespace) -> int:
+    from defectline.cli.main import load_plant
+    from defectline.connectors.store.postgres import migrate_sync
+
+    config = load_plant(args)
+    applied = migrate_sync(config.database)
+    print(
+        f"database {config.database.host}:{config.database.port}/{config.database.dbname}: "
+        f"{len(applied)} migration(s) applied" + (f" ({', '.join(applied)})" if applied else "")
+    )
+    return 0
+
+
+def run_create_topics(args: argparse.Namespace) -> int:
+    from defectline.cli.main import load_plant
+    from defectline.connectors.kafka_admin import ensure_topics
+
+    config = load_plant(args)
+    created = ensure_topics(config.kafka)
+    print(f"created {len(created)} topic(s)" + (f": {', '.join(created)}" if created else ""))
+    return 0
+
+
+def run_stack(args: argparse.Namespace) -> int:
+    from defectline.deploy.local.stack import LocalStack
+
+    stack = LocalStack()
+    if args.action == "start":
+        info = stack.start()
+        print(f"Kafka      {info.kafka_bootstrap}\nPostgreSQL {info.conninfo}")
+    elif args.action == "stop":
+        stack.stop()
+        print("local stack stopped")
+    else:
+        info = stack.status()
+        print(
+            "local stack is not running"
+            if info is None
+            else f"Kafka      {info.kafka_bootstrap}\nPostgreSQL {info.conninfo}"
+        )
+    return 0
+
+
+def run_config_check(args: argparse.Namespace) -> int:
+    from defectline.cli.main import load_plant
+
+    config = load_plant(args)
+    print(json.dumps(config.model_dump(mode="json"), indent=2))
+    return 0
