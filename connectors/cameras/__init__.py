@@ -1,1 +1,1 @@
-"""TODO"""
+"""Camera connectors: sources (synthetic, folder, OpenCV) that publish encoded frames to Kafka."""

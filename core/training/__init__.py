@@ -1,1 +1,1 @@
-"""TODO"""
+"""Training of the bundled demo model on rendered surfaces; PyTorch parts need the `train` extra."""
