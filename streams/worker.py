@@ -30,10 +30,10 @@ from defectline.streams.web import register_pages
 
 logger = logging.getLogger(__name__)
 
-INFERENCE_BATCH_SIZE = 8
-INFERENCE_BATCH_WAIT_S = 0.005
 RECORD_BATCH_WAIT_S = 0.2
 LAG_INTERVAL_S = 5.0
+ROUTING_BATCH_SIZE = 64
+ROUTING_BATCH_WAIT_S = 0.002
 
 
 @dataclass
@@ -74,9 +74,14 @@ def _attach_inference(worker: Worker) -> None:
         worker.inspector, worker.topics.verdicts, worker.topics.dead_letters, worker.executor
     )
 
+    batch_size = worker.config.inference.batch_size
+    batch_wait_s = worker.config.inference.max_wait_ms / 1000
+
+    # take_events yields up to batch_size events in arrival order, or fewer once batch_wait_s
+    # has passed; the stage sends results in the same order, so each camera's order holds.
     @worker.app.agent(worker.topics.frames, name="inference")
     async def inference(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(INFERENCE_BATCH_SIZE, within=INFERENCE_BATCH_WAIT_S):
+        async for events in stream.take_events(batch_size, within=batch_wait_s):
             await stage.handle(events)
 
 
@@ -84,49 +89,64 @@ def _attach_routing(worker: Worker) -> None:
     router = PlcRouter(worker.config, worker.writers)
     # Last capture time written per camera and PLC, kept in a changelog-backed table so a
     # restarted worker replaying uncommitted verdicts does not write a part to a PLC twice.
+    # The key is the camera id as raw bytes, like the verdicts' message key, so the default
+    # partitioner puts each camera's entry on the changelog partition matching its verdicts.
     progress = worker.app.Table(
         "plc-progress",
         default=dict,
-        key_type=str,
+        key_type=bytes,
+        key_serializer="raw",
         value_type=dict,
         partitions=worker.config.kafka.topic_partitions,
+        use_partitioner=True,
     )
 
     @worker.app.agent(worker.topics.verdicts, name="routing")
     async def routing(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            try:
-                verdict = Verdict.from_json(event.message.value)
-            except ValidationError as exc:
-                # The recorder dead-letters malformed verdicts; routing only skips them.
-                logger.warning(
-                    "malformed verdict skipped for PLC routing source=%s[%d]@%d error=%s",
-                    event.message.topic,
-                    event.message.partition,
-                    event.message.offset,
-                    exc.errors(include_url=False)[0]["msg"],
-                )
-                continue
-            written: dict[str, str] = dict(progress[verdict.camera_id])
-            captured = verdict.captured_at.isoformat()
-            done = frozenset(
-                plc
-                for plc, last in written.items()
-                if datetime.fromisoformat(last) >= verdict.captured_at
+        async for events in stream.take_events(ROUTING_BATCH_SIZE, within=ROUTING_BATCH_WAIT_S):
+            await _route_batch(worker, router, progress, events)
+
+
+async def _route_batch(
+    worker: Worker, router: PlcRouter, progress: Any, events: Sequence[faust.types.EventT]
+) -> None:
+    """Write a batch of verdicts to their PLCs in order, then report every write's result.
+
+    The results are sent without waiting between verdicts and awaited together at the end;
+    the events are acknowledged only after that, so no result is lost if the worker dies.
+    """
+    pending = []
+    written: dict[bytes, dict[str, str]] = {}
+    for event in events:
+        try:
+            verdict = Verdict.from_json(event.message.value)
+        except ValidationError as exc:
+            # The recorder dead-letters malformed verdicts; routing only skips them.
+            logger.warning(
+                "malformed verdict skipped for PLC routing source=%s[%d]@%d error=%s",
+                event.message.topic,
+                event.message.partition,
+                event.message.offset,
+                exc.errors(include_url=False)[0]["msg"],
             )
-            results = await router.route(verdict, skip_plcs=done)
-            sends = [
-                await worker.topics.plc_writes.send(
-                    key=verdict.camera_id.encode(), value=result.to_json()
-                )
-                for result in results
-            ]
-            for pending in sends:
-                await pending
-            for result in results:
-                if result.status is WriteStatus.OK:
-                    written[result.plc] = captured
-            progress[verdict.camera_id] = written
+            continue
+        key = verdict.camera_id.encode()
+        if key not in written:
+            written[key] = dict(progress[key])
+        last_written = written[key]
+        done = frozenset(
+            plc
+            for plc, last in last_written.items()
+            if datetime.fromisoformat(last) >= verdict.captured_at
+        )
+        for result in await router.route(verdict, skip_plcs=done):
+            pending.append(await worker.topics.plc_writes.send(key=key, value=result.to_json()))
+            if result.status is WriteStatus.OK:
+                last_written[result.plc] = verdict.captured_at.isoformat()
+    for future in pending:
+        await future
+    for key, last_written in written.items():
+        progress[key] = last_written
 
 
 def _attach_recording(worker: Worker) -> None:
