@@ -16,6 +16,10 @@ from defectline.connectors.store.timescale import (
     create_hypertables,
     resolve_storage_mode,
 )
+from defectline.connectors.store.timescale_policies import (
+    add_storage_policies,
+    create_continuous_aggregates,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +42,9 @@ async def migrate_schema(
     conn: psycopg.AsyncConnection,
     use_timescaledb: Literal["auto", "on", "off"],
     migrations: Sequence[Migration] | None = None,
+    *,
+    compress_after_days: int = 7,
+    retention_days: int = 365,
 ) -> tuple[list[str], StorageMode]:
     """Apply pending migrations and return every applied version plus the storage mode.
 
@@ -54,6 +61,11 @@ async def migrate_schema(
         versions = await _apply_pending(conn, pending)
         if mode is StorageMode.TIMESCALEDB:
             await create_hypertables(conn)
+            # The rollups and policies refer to tables of the shipped migrations, which a
+            # caller passing its own `migrations` may not have.
+            if migrations is None:
+                await create_continuous_aggregates(conn)
+                await add_storage_policies(conn, compress_after_days, retention_days)
     finally:
         # A broken connection has already released its session lock on the server side.
         if not conn.broken:

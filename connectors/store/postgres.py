@@ -15,6 +15,18 @@ from defectline.config.models import DatabaseConfig
 from defectline.connectors.store.base import InspectionStore
 from defectline.connectors.store.errors import MigrationError, StoreError, StoreUnavailableError
 from defectline.connectors.store.migrator import migrate_schema
+from defectline.connectors.store.quality_rows import (
+    CLOSE_DRIFT_EPISODE,
+    DEPLOYMENT_COLUMNS,
+    DRIFT_START_COLUMNS,
+    FEEDBACK_COLUMNS,
+    REGION_COLUMNS,
+    deployment_row,
+    feedback_row,
+    region_rows,
+    split_drift_events,
+)
+from defectline.connectors.store.rollups import RECORD_DEPLOYMENT, refresh_rollups
 from defectline.connectors.store.rows import (
     DEAD_LETTER_COLUMNS,
     INSPECTION_COLUMNS,
@@ -34,6 +46,8 @@ from defectline.connectors.store.summary import (
 )
 from defectline.connectors.store.timescale import StorageMode
 from defectline.schemas.dead_letters import DeadLetter
+from defectline.schemas.drift import DriftEvent
+from defectline.schemas.feedback import Feedback
 from defectline.schemas.plc_writes import PlcWriteResult
 from defectline.schemas.verdicts import Verdict
 
@@ -97,7 +111,12 @@ class PostgresStore(InspectionStore):
         conn = await self._open(self._migration_timeout_s)
         try:
             async with asyncio.timeout(self._migration_timeout_s):
-                versions, mode = await migrate_schema(conn, self._config.use_timescaledb)
+                versions, mode = await migrate_schema(
+                    conn,
+                    self._config.use_timescaledb,
+                    compress_after_days=self._config.compress_after_days,
+                    retention_days=self._config.retention_days,
+                )
         except TimeoutError as exc:
             raise MigrationError(
                 f"migrating {self.address} timed out after {self._migration_timeout_s:.0f} s; "
@@ -124,8 +143,61 @@ class PostgresStore(InspectionStore):
         return versions
 
     async def write_verdicts(self, verdicts: Sequence[Verdict]) -> int:
+        """Store verdicts and their defect regions in one transaction; return new verdict rows."""
         rows = [verdict_row(verdict) for verdict in verdicts]
-        return await self._insert("inspections", INSPECTION_COLUMNS, rows)
+        regions = [row for verdict in verdicts for row in region_rows(verdict)]
+        extra = [("defect_regions", REGION_COLUMNS, regions)]
+        return await self._insert("inspections", INSPECTION_COLUMNS, rows, extra=extra)
+
+    async def write_feedback(self, reports: Sequence[Feedback]) -> int:
+        """Store operator feedback, keyed by (feedback_id, reported_at)."""
+        rows = [feedback_row(report) for report in reports]
+        return await self._insert("operator_feedback", FEEDBACK_COLUMNS, rows)
+
+    async def write_drift_events(self, events: Sequence[DriftEvent]) -> int:
+        """Insert episode starts and close episodes on recovery; return rows inserted or closed."""
+        starts, recoveries = split_drift_events(events)
+        if not starts and not recoveries:
+            return 0
+
+        async def write_all(conn: psycopg.AsyncConnection) -> int:
+            changed = 0
+            async with conn.transaction():
+                for chunk in chunk_rows(starts, len(DRIFT_START_COLUMNS), self._config.batch_size):
+                    statement, parameters = insert_statement(
+                        "drift_events", DRIFT_START_COLUMNS, chunk
+                    )
+                    changed += (await conn.execute(statement, parameters)).rowcount
+                for recovery in recoveries:
+                    changed += (await conn.execute(CLOSE_DRIFT_EPISODE, recovery)).rowcount
+            return changed
+
+        return await self._run("write drift events", write_all)
+
+    async def record_deployment(
+        self,
+        deployed_at: datetime,
+        station_id: str,
+        model_name: str,
+        model_version: str,
+        model_sha256: str | None = None,
+    ) -> bool:
+        """Record that a station runs this model from `deployed_at`, unless it already did.
+
+        Returns True when a row was added, False when the station's latest deployment is the
+        same model name and version.
+        """
+        row = deployment_row(deployed_at, station_id, model_name, model_version, model_sha256)
+        parameters = dict(zip(DEPLOYMENT_COLUMNS, row, strict=True))
+
+        async def record(conn: psycopg.AsyncConnection) -> int:
+            return (await conn.execute(RECORD_DEPLOYMENT, parameters)).rowcount
+
+        return await self._run("record model deployment", record) == 1
+
+    async def refresh_rollups(self) -> list[str]:
+        """Refresh the rollup materialized views concurrently; return the views refreshed."""
+        return await self._run("refresh rollups", refresh_rollups)
 
     async def write_plc_results(self, results: Sequence[PlcWriteResult]) -> int:
         rows = [plc_write_row(result) for result in results]
@@ -168,7 +240,17 @@ class PostgresStore(InspectionStore):
             lambda conn: plc_latency_percentiles(conn, plc=plc, since=since),
         )
 
-    async def _insert(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> int:
+    async def _insert(
+        self,
+        table: str,
+        columns: Sequence[str],
+        rows: Sequence[Row],
+        extra: Sequence[tuple[str, Sequence[str], Sequence[Row]]] = (),
+    ) -> int:
+        """Insert `rows`, then the `extra` (table, columns, rows) in the same transaction.
+
+        Returns the number of new rows in `table`; rows of `extra` are not counted.
+        """
         if not rows:
             return 0
 
@@ -179,6 +261,11 @@ class PostgresStore(InspectionStore):
                     statement, parameters = insert_statement(table, columns, chunk)
                     cursor = await conn.execute(statement, parameters)
                     inserted += cursor.rowcount
+                for extra_table, extra_columns, extra_rows in extra:
+                    batch_size = self._config.batch_size
+                    for chunk in chunk_rows(extra_rows, len(extra_columns), batch_size):
+                        statement, parameters = insert_statement(extra_table, extra_columns, chunk)
+                        await conn.execute(statement, parameters)
             return inserted
 
         inserted = await self._run(f"insert into {table}", insert_all)

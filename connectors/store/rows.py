@@ -21,12 +21,12 @@ MAX_PARAMETERS = 65_535
 INSPECTION_COLUMNS = (
     "captured_at", "decided_at", "plant", "station_id", "camera_id", "frame_id", "sequence",
     "part_id", "outcome", "class_name", "class_code", "confidence", "scores", "model_name",
-    "model_version", "decode_ms", "preprocess_ms", "inference_ms", "queue_ms",
+    "model_version", "decode_ms", "preprocess_ms", "inference_ms", "queue_ms", "evidence_uri",
 )  # fmt: skip
 
 PLC_WRITE_COLUMNS = (
     "captured_at", "written_at", "plc", "station_id", "camera_id", "frame_id", "sequence",
-    "status", "attempts", "latency_ms", "error",
+    "status", "attempts", "latency_ms", "error", "late", "fail_safe",
 )  # fmt: skip
 
 DEAD_LETTER_COLUMNS = (
@@ -41,8 +41,8 @@ def verdict_row(verdict: Verdict) -> Row:
     where = f"verdict camera={verdict.camera_id} frame={verdict.frame_id}"
     timings = verdict.timings
     return (
-        _aware(verdict.captured_at, "captured_at", where),
-        _aware(verdict.decided_at, "decided_at", where),
+        aware(verdict.captured_at, "captured_at", where),
+        aware(verdict.decided_at, "decided_at", where),
         verdict.plant,
         verdict.station_id,
         verdict.camera_id,
@@ -60,14 +60,15 @@ def verdict_row(verdict: Verdict) -> Row:
         timings.preprocess_ms,
         timings.inference_ms,
         timings.queue_ms,
+        verdict.evidence_uri,
     )
 
 
 def plc_write_row(result: PlcWriteResult) -> Row:
     where = f"PLC write plc={result.plc} camera={result.camera_id} frame={result.frame_id}"
     return (
-        _aware(result.captured_at, "captured_at", where),
-        _aware(result.written_at, "written_at", where),
+        aware(result.captured_at, "captured_at", where),
+        aware(result.written_at, "written_at", where),
         result.plc,
         result.station_id,
         result.camera_id,
@@ -77,6 +78,8 @@ def plc_write_row(result: PlcWriteResult) -> Row:
         result.attempts,
         result.latency_ms,
         result.error,
+        result.late,
+        result.fail_safe,
     )
 
 
@@ -84,7 +87,7 @@ def dead_letter_row(letter: DeadLetter) -> Row:
     where = f"dead letter stage={letter.stage} camera={letter.camera_id} frame={letter.frame_id}"
     source = letter.source
     return (
-        _aware(letter.occurred_at, "occurred_at", where),
+        aware(letter.occurred_at, "occurred_at", where),
         letter.stage,
         letter.reason,
         letter.error_type,
@@ -108,7 +111,7 @@ def _payload_size_bytes(letter: DeadLetter, where: str) -> int:
         ) from exc
 
 
-def _aware(value: datetime, field: str, where: str) -> datetime:
+def aware(value: datetime, field: str, where: str) -> datetime:
     # The schemas reject naive timestamps, but model_construct() skips validation. PostgreSQL
     # would read a naive value in the session TimeZone and so store a shifted instant.
     if value.tzinfo is None or value.utcoffset() is None:

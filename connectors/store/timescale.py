@@ -21,8 +21,15 @@ logger = logging.getLogger(__name__)
 MIN_TIMESCALEDB_VERSION = (2, 13)
 
 # Table name -> partitioning column. Every unique index of these tables contains the column,
-# which TimescaleDB requires. dead_letters stays a plain table: its key has no time column.
-HYPERTABLE_TIME_COLUMNS = {"inspections": "captured_at", "plc_writes": "captured_at"}
+# which TimescaleDB requires. dead_letters and model_deployments stay plain tables: the first
+# has a key without a time column and the second is small.
+HYPERTABLE_TIME_COLUMNS = {
+    "inspections": "captured_at",
+    "plc_writes": "captured_at",
+    "defect_regions": "captured_at",
+    "drift_events": "started_at",
+    "operator_feedback": "reported_at",
+}
 
 CHUNK_INTERVAL = "1 day"
 

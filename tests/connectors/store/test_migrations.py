@@ -10,14 +10,14 @@ import pytest
 
 from defectline.config.models import DatabaseConfig
 from defectline.connectors.store.errors import MigrationError, TimescaleUnavailableError
-from defectline.connectors.store.migrations import Migration
+from defectline.connectors.store.migrations import Migration, load_migrations
 from defectline.connectors.store.migrator import migrate_schema
 from defectline.connectors.store.postgres import PostgresStore
 from defectline.connectors.store.timescale import StorageMode
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-EXPECTED_VERSIONS = ["0001", "0002", "0003"]
+EXPECTED_VERSIONS = [migration.version for migration in load_migrations()]
 
 
 async def _tables(conn: psycopg.AsyncConnection) -> set[str]:
