@@ -48,9 +48,15 @@ def ensure_topics(kafka: KafkaConfig, timeout_s: float = 15.0) -> list[str]:
     missing = [name for name in names if name not in existing]
     if not missing:
         return []
+    compacted = {topics.topic_name(base, kafka.topic_prefix) for base in topics.COMPACTED}
     futures = admin.create_topics(
         [
-            NewTopic(name, num_partitions=kafka.topic_partitions, replication_factor=-1)
+            NewTopic(
+                name,
+                num_partitions=kafka.topic_partitions,
+                replication_factor=-1,
+                config={"cleanup.policy": "compact"} if name in compacted else {},
+            )
             for name in missing
         ],
         request_timeout=timeout_s,

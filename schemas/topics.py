@@ -6,8 +6,12 @@ FRAMES = "inspection.frames.v1"
 VERDICTS = "inspection.verdicts.v1"
 PLC_WRITES = "inspection.plc-writes.v1"
 DEAD_LETTER = "inspection.dead-letter.v1"
+DRIFT = "inspection.drift.v1"
+# Reference profiles keyed by camera id; compacted, so it keeps the latest profile of each camera.
+DRIFT_REFERENCES = "inspection.drift-references.v1"
 
-ALL = (FRAMES, VERDICTS, PLC_WRITES, DEAD_LETTER)
+ALL = (FRAMES, VERDICTS, PLC_WRITES, DEAD_LETTER, DRIFT, DRIFT_REFERENCES)
+COMPACTED = frozenset({DRIFT_REFERENCES})
 
 
 def topic_name(base: str, prefix: str = "") -> str:

@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field, field_serializer
 
 from defectline.schemas.base import Message, UtcDatetime, to_utc_iso
+from defectline.schemas.drift import ImageStats
 from defectline.schemas.frames import ID_PATTERN
 
 SCHEMA = "verdict.v1"
@@ -51,6 +52,9 @@ class Verdict(Message):
     scores: dict[str, float] = Field(..., description="Probability of every class, by class name")
     model: ModelRef
     timings: StageTimings
+    image_stats: ImageStats | None = Field(
+        None, description="Brightness, contrast, sharpness and clipping of the decoded frame"
+    )
 
     model_config = Message.model_config | {"populate_by_name": True}
 

@@ -21,6 +21,7 @@ from defectline.schemas.plc_writes import PlcWriteResult, WriteStatus
 from defectline.schemas.verdicts import Verdict
 from defectline.streams.app import WorkerTopics, create_app, declare_topics
 from defectline.streams.dead_letters import build_dead_letter, send_dead_letter
+from defectline.streams.drift.agent import attach_drift
 from defectline.streams.inference.inspector import Inspector
 from defectline.streams.inspection import InspectionStage
 from defectline.streams.metrics import CONSUMER_LAG, READY
@@ -64,6 +65,7 @@ def build_worker(config: PlantConfig, inspector: Inspector | None = None) -> Wor
     _attach_inference(worker)
     _attach_routing(worker)
     _attach_recording(worker)
+    attach_drift(worker)
     _attach_lifecycle(worker)
     register_pages(worker)
     return worker

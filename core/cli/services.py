@@ -14,6 +14,9 @@ logger = logging.getLogger(__name__)
 
 
 def add_parsers(commands: Any) -> None:
+    from defectline.cli import drift
+
+    drift.add_parser(commands)
     worker = commands.add_parser(
         "worker", help="run the Faust worker (inference, PLC routing, recording)"
     )
