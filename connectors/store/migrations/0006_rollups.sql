@@ -87,11 +87,10 @@ RETURNS TABLE (
 LANGUAGE sql STABLE
 AS $$
     SELECT
-        (i.captured_at AT TIME ZONE tz)::date,
-        date_trunc('day', i.captured_at, tz),
-        date_trunc('day', i.captured_at, tz) + interval '1 day',
-        extract(epoch FROM (date_trunc('day', i.captured_at, tz) + interval '1 day')
-            - date_trunc('day', i.captured_at, tz)) / 3600,
+        d.day,
+        d.day_start,
+        d.day_end,
+        extract(epoch FROM d.day_end - d.day_start) / 3600,
         i.station_id,
         i.camera_id,
         i.class_name,
@@ -99,6 +98,14 @@ AS $$
         count(*) FILTER (WHERE i.outcome = 'reject'),
         count(*) FILTER (WHERE i.outcome = 'uncertain')
     FROM inspections i
+    -- Local midnights converted back to instants; adding interval '1 day' to a timestamptz
+    -- would step in the session time zone instead and always give 24 hours.
+    CROSS JOIN LATERAL (
+        SELECT
+            (i.captured_at AT TIME ZONE tz)::date AS day,
+            ((i.captured_at AT TIME ZONE tz)::date)::timestamp AT TIME ZONE tz AS day_start,
+            ((i.captured_at AT TIME ZONE tz)::date + 1)::timestamp AT TIME ZONE tz AS day_end
+    ) d
     WHERE i.captured_at >= range_start AND i.captured_at < range_end
     GROUP BY 1, 2, 3, 4, 5, 6, 7
 $$;
