@@ -17,6 +17,28 @@ SCHEMA = "verdict.v1"
 class Outcome(StrEnum):
     PASS = "pass"
     REJECT = "reject"
+    UNCERTAIN = "uncertain"  # routed to manual inspection
+
+
+class BoxPx(Message):
+    """An axis-aligned box in source frame pixels: (x1, y1) top-left, (x2, y2) bottom-right."""
+
+    x1: float = Field(..., ge=0)
+    y1: float = Field(..., ge=0)
+    x2: float = Field(..., ge=0)
+    y2: float = Field(..., ge=0)
+
+
+class Region(Message):
+    """One finding in a frame: a detector box or a connected mask component."""
+
+    kind: str = Field(..., description="'box' for detector boxes, 'mask' for mask components")
+    class_name: str
+    class_code: int = Field(..., ge=0)
+    confidence: float = Field(..., ge=0, le=1, description="Box score, or mean mask score")
+    box: BoxPx
+    area_px: float = Field(..., ge=0, description="Mask pixels, or box area for boxes")
+    area_pct: float = Field(..., ge=0, le=100, description="area_px as % of the frame")
 
 
 class ModelRef(Message):
@@ -52,6 +74,10 @@ class Verdict(Message):
     scores: dict[str, float] = Field(..., description="Probability of every class, by class name")
     model: ModelRef
     timings: StageTimings
+    regions: list[Region] = Field(
+        default_factory=list, description="Findings that decided the outcome, in frame pixels"
+    )
+    evidence_uri: str | None = Field(None, description="Overlay image in the frame archive")
     image_stats: ImageStats | None = Field(
         None, description="Brightness, contrast, sharpness and clipping of the decoded frame"
     )

@@ -17,10 +17,18 @@ from defectline.streams.metrics import PLC_WRITE_RETRIES, PLC_WRITES, STAGE_LATE
 logger = logging.getLogger(__name__)
 
 
-def verdict_values(verdict: Verdict) -> dict[VerdictField, bool | int | float]:
-    """Map a verdict onto the values a PLC map can address."""
+def verdict_values(
+    verdict: Verdict, uncertain_reject: bool = True
+) -> dict[VerdictField, bool | int | float]:
+    """Map a verdict onto the values a PLC map can address.
+
+    An uncertain part writes reject=true when `uncertain_reject` is set (the station's
+    `decision.uncertain_reject`), so it leaves the line for manual inspection.
+    """
+    uncertain = verdict.outcome is Outcome.UNCERTAIN
     return {
-        VerdictField.REJECT: verdict.outcome is Outcome.REJECT,
+        VerdictField.REJECT: verdict.outcome is Outcome.REJECT or (uncertain and uncertain_reject),
+        VerdictField.UNCERTAIN: uncertain,
         VerdictField.CLASS_CODE: verdict.class_code,
         VerdictField.CONFIDENCE: verdict.confidence,
         VerdictField.SEQUENCE: verdict.sequence,
@@ -61,7 +69,7 @@ class PlcRouter:
                 verdict.frame_id,
             )
             return []
-        values = verdict_values(verdict)
+        values = verdict_values(verdict, station.decision.uncertain_reject)
         outputs = [output for output in station.outputs if output.plc not in skip_plcs]
         return list(
             await asyncio.gather(*(self._write(output, verdict, values) for output in outputs))

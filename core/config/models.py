@@ -134,6 +134,87 @@ class PreprocessConfig(Section):
         return self
 
 
+class ModelTask(StrEnum):
+    """Model families; `auto` reads the family from the ONNX metadata and outputs at start-up."""
+
+    AUTO = "auto"
+    CLASSIFICATION = "classification"
+    DETECTION = "detection"
+    SEGMENTATION = "segmentation"
+    ANOMALY = "anomaly"
+
+
+class DetectionSettings(Section):
+    """Settings of object detectors (Ultralytics YOLOv8/v9/v11 ONNX exports)."""
+
+    format: Literal["auto", "raw", "nms"] = Field(
+        "auto",
+        description="raw: batch x (4 + classes) x anchors without NMS; nms: batch x N x 6 "
+        "(x1, y1, x2, y2, score, class) with NMS inside the model; auto: read from the shape",
+    )
+    scores: Literal["probabilities", "logits"] = Field(
+        "probabilities", description="Ultralytics exports return class probabilities"
+    )
+    confidence_threshold: float = Field(
+        0.25, ge=0, le=1, description="Candidates below this class score are dropped before NMS"
+    )
+    iou_threshold: float = Field(0.45, gt=0, le=1, description="NMS IoU, per class")
+    class_iou_thresholds: dict[str, float] = Field(
+        default_factory=dict, description="NMS IoU for single classes, overriding iou_threshold"
+    )
+    max_detections: int = Field(300, ge=1, le=10_000)
+
+
+class SegmentationSettings(Section):
+    """Settings of per-pixel segmenters (U-Net style, output batch x C x H x W)."""
+
+    output: Literal["logits", "probabilities"] = "logits"
+    activation: Literal["auto", "sigmoid", "softmax"] = Field(
+        "auto", description="auto: sigmoid for one channel, softmax over channels otherwise"
+    )
+    background_class: int | None = Field(
+        0, ge=0, description="Channel that means 'no defect' for softmax outputs; None: none"
+    )
+    mask_threshold: float = Field(0.5, gt=0, lt=1, description="Pixel probability of a defect")
+
+
+class AnomalySettings(Section):
+    """Settings of anomaly models (anomalib-style: image score plus anomaly map, optional mask).
+
+    Unset thresholds and normalisation bounds are read from the ONNX metadata keys
+    `image_threshold`, `pixel_threshold`, `min` and `max`.
+    """
+
+    score_output: str | None = Field(None, description="Default: output 'pred_score' if present")
+    map_output: str | None = Field(None, description="Default: output 'anomaly_map' if present")
+    mask_output: str | None = Field(None, description="Default: output 'pred_mask' if present")
+    normalization: Literal["min_max", "none"] = Field(
+        "min_max",
+        description="min_max: (score - threshold) / (max - min) + 0.5, clipped to [0, 1], so "
+        "the threshold maps to 0.5; none: the model already returns scores in [0, 1]",
+    )
+    image_threshold: float | None = None
+    pixel_threshold: float | None = None
+    min_score: float | None = Field(None, description="Normalisation minimum of raw scores")
+    max_score: float | None = Field(None, description="Normalisation maximum of raw scores")
+    class_name: str = Field("anomaly", description="Class name of anomalous parts and regions")
+
+
+class GoldenImage(Section):
+    """An image with the model outputs recorded for it (an .npz of output name to array)."""
+
+    image: Path
+    outputs: Path
+
+
+class ParityConfig(Section):
+    """Golden images run through the inference path at start-up, before the worker is ready."""
+
+    images: tuple[GoldenImage, ...] = ()
+    atol: float = Field(1e-4, ge=0, description="Absolute tolerance per output value")
+    rtol: float = Field(1e-3, ge=0, description="Relative tolerance per output value")
+
+
 class ModelConfig(Section):
     path: str = Field(
         "builtin:surface-demo",
@@ -141,8 +222,21 @@ class ModelConfig(Section):
     )
     name: str | None = Field(None, description="Model name in verdicts; default: the file stem")
     version: str = Field("1", description="Model version written into every verdict")
-    task: Literal["classification"] = "classification"
-    class_names: tuple[str, ...] = Field(..., min_length=1)
+    task: ModelTask = Field(ModelTask.CLASSIFICATION, description="Model family, or auto")
+    class_names: tuple[str, ...] = Field(
+        (),
+        description="One name per model class; detectors may leave it empty to use the names "
+        "in the ONNX metadata",
+    )
+    pass_label: str = Field(
+        "ok",
+        description="Class name of parts without findings for detection, segmentation and "
+        "anomaly models; their verdict class codes are 0 for it and 1 + class index otherwise",
+    )
+    detection: DetectionSettings = DetectionSettings()
+    segmentation: SegmentationSettings = SegmentationSettings()
+    anomaly: AnomalySettings = AnomalySettings()
+    parity: ParityConfig = ParityConfig()
     pass_classes: tuple[str, ...] = Field(
         (), description="Classes that mean a good part; every other class rejects the part"
     )
@@ -158,6 +252,8 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _check_pass_classes(self) -> ModelConfig:
+        if self.task is ModelTask.CLASSIFICATION and not self.class_names:
+            raise ValueError("class_names is required for task 'classification': one per output")
         unknown = [name for name in self.pass_classes if name not in self.class_names]
         if unknown:
             raise ValueError(
@@ -239,6 +335,7 @@ class VerdictField(StrEnum):
     CONFIDENCE = "confidence"
     SEQUENCE = "sequence"
     FRAME_SEQUENCE = "frame_sequence"
+    UNCERTAIN = "uncertain"
 
 
 class ModbusTable(StrEnum):
@@ -301,11 +398,74 @@ class PlcOutput(Section):
     nodes: tuple[OpcUaNode, ...] = ()
 
 
+Point = tuple[float, float]
+
+
+class DecisionRules(Section):
+    """How one station turns model findings into pass, reject or uncertain.
+
+    A finding rejects the part when its confidence reaches its class threshold and its area
+    the class minimum. A finding within `uncertain_margin` below its threshold makes the part
+    uncertain (manual inspection) unless another finding rejects it. ROI and ignore areas are
+    in frame pixels; regions and boxes count only inside the ROI and outside the ignore areas.
+    """
+
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="Minimum confidence per class name to reject"
+    )
+    default_threshold: float = Field(0.0, ge=0, le=1, description="For classes not listed")
+    uncertain_margin: float = Field(
+        0.0, ge=0, le=1, description="Width of the uncertain band below each threshold"
+    )
+    pass_min_confidence: float = Field(
+        0.0, ge=0, le=1, description="Classification: a pass below this confidence is uncertain"
+    )
+    min_area_px: dict[str, int] = Field(
+        default_factory=dict, description="Minimum region or box area per class, in pixels"
+    )
+    default_min_area_px: int = Field(0, ge=0)
+    min_area_pct: float = Field(0.0, ge=0, le=100, description="Minimum area, % of the frame")
+    roi_polygons: tuple[tuple[Point, ...], ...] = Field(
+        (), description="Areas inspected, as (x, y) frame pixel polygons; empty: whole frame"
+    )
+    ignore_polygons: tuple[tuple[Point, ...], ...] = Field(
+        (), description="Areas never inspected, as (x, y) frame pixel polygons"
+    )
+    roi_mask_path: Path | None = Field(
+        None, description="Image of the frame size; non-zero pixels are inspected"
+    )
+    ignore_mask_path: Path | None = Field(
+        None, description="Image of the frame size; non-zero pixels are never inspected"
+    )
+    uncertain_reject: bool = Field(
+        True, description="Write reject=true to PLCs for uncertain parts (out to manual check)"
+    )
+
+    @field_validator("thresholds")
+    @classmethod
+    def _check_thresholds(cls, values: dict[str, float]) -> dict[str, float]:
+        bad = {name: value for name, value in values.items() if not 0 <= value <= 1}
+        if bad:
+            raise ValueError(f"thresholds {bad} are outside [0, 1]")
+        return values
+
+    @field_validator("roi_polygons", "ignore_polygons")
+    @classmethod
+    def _check_polygons(
+        cls, polygons: tuple[tuple[Point, ...], ...]
+    ) -> tuple[tuple[Point, ...], ...]:
+        for index, polygon in enumerate(polygons):
+            if len(polygon) < 3:
+                raise ValueError(f"polygon {index} has {len(polygon)} points; give at least 3")
+        return polygons
+
+
 class StationConfig(Section):
     id: str = Field(..., pattern=r"^[A-Za-z0-9._-]{1,64}$")
     outputs: tuple[PlcOutput, ...] = Field(
         (), description="PLC maps that receive this station's verdicts"
     )
+    decision: DecisionRules = DecisionRules()
 
 
 # --- Worker and simulators ------------------------------------------------------------------------
@@ -318,6 +478,45 @@ class WorkerConfig(Section):
     data_dir: Path = Field(Path(".defectline/worker"), description="Faust table state directory")
     inference_threads: int = Field(1, ge=1, le=64, description="Threads running model inference")
     dead_letter_enabled: bool = True
+
+
+class InferenceConfig(Section):
+    """Micro-batching of the inference agent: a batch runs when full or after the wait."""
+
+    batch_size: int = Field(8, ge=1, le=1024, description="Frames per model run, at most")
+    max_wait_ms: float = Field(
+        5.0, ge=0, le=10_000, description="Longest wait for a batch to fill after its first frame"
+    )
+
+
+class LocalArchiveConfig(Section):
+    type: Literal["local"] = "local"
+    path: Path = Field(Path(".defectline/archive"), description="Directory of stored images")
+
+
+class S3ArchiveConfig(Section):
+    """An S3-compatible bucket (AWS S3, MinIO, Ceph); needs the `s3` extra (boto3)."""
+
+    type: Literal["s3"] = "s3"
+    bucket: str = Field(..., min_length=3, max_length=63)
+    prefix: str = Field("", description="Key prefix, e.g. 'plant1/evidence/'")
+    endpoint_url: str | None = Field(None, description="For S3-compatible stores; None: AWS")
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    timeout_s: float = Field(10.0, gt=0, le=300, description="Connect and read timeout")
+
+
+ArchiveStore = Annotated[LocalArchiveConfig | S3ArchiveConfig, Field(discriminator="type")]
+
+
+class ArchiveConfig(Section):
+    """Frame archive for evidence images: an overlay per rejected or uncertain part."""
+
+    evidence: bool = Field(True, description="Store an overlay image for each reject")
+    evidence_uncertain: bool = Field(True, description="Also for uncertain parts")
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    store: ArchiveStore = LocalArchiveConfig()
 
 
 class SimulatorConfig(Section):
@@ -395,6 +594,8 @@ class PlantConfig(Section):
     cameras: tuple[CameraConfig, ...] = ()
     plcs: tuple[PlcConfig, ...] = ()
     worker: WorkerConfig = WorkerConfig()
+    inference: InferenceConfig = InferenceConfig()
+    archive: ArchiveConfig = ArchiveConfig()
     simulators: SimulatorConfig = SimulatorConfig()
     drift: DriftConfig = DriftConfig()
 

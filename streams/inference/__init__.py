@@ -1,4 +1,4 @@
-"""The inference core: encoded frames to verdicts with an ONNX classification model, Kafka-free."""
+"""The inference core: encoded frames to verdicts with an ONNX model of any family, Kafka-free."""
 
 from defectline.streams.inference.classify import Classification, classify, softmax
 from defectline.streams.inference.decode import decode_image

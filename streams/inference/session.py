@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from defectline.config.models import Layout, ModelConfig
+from defectline.config.models import Layout, ModelConfig, ModelTask
 from defectline.streams.inference.errors import (
     ModelInputMismatchError,
     ModelLoadError,
@@ -113,7 +113,10 @@ def check_providers(requested: tuple[str, ...]) -> list[str]:
 
 
 class OnnxModel:
-    """An onnxruntime session for one classification model, checked against its configuration.
+    """An onnxruntime session for one model, with its input checked against the configuration.
+
+    The output checks of classification models happen here; the adapters of the other model
+    families check their outputs themselves (`defectline.streams.inference.adapters`).
 
     `run` is synchronous and CPU- or GPU-bound; callers on an event loop run it in a thread.
     onnxruntime allows concurrent `run` calls on one session.
@@ -136,8 +139,14 @@ class OnnxModel:
         except ORT_ERRORS as exc:
             raise ModelLoadError(f"onnxruntime failed to load model {self.path}: {exc}") from exc
 
+        self.metadata: dict[str, str] = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.outputs: dict[str, list[Dim]] = {
+            item.name: list(item.shape) for item in self._session.get_outputs()
+        }
         self._check_input()
-        self._check_output()
+        self._select_output()
+        if config.task is ModelTask.CLASSIFICATION:
+            self.check_classification_output()
         logger.info(
             "model loaded model=%s version=%s path=%s providers=%s input=%s%s output=%s%s",
             self.name, self.version, self.path, self._session.get_providers(),
@@ -183,26 +192,45 @@ class OnnxModel:
         a fixed batch size gets chunks of that size, and the last chunk is padded by repeating its
         last frame.
         """
+        output = self.run_outputs(batch, [self.output_name])[self.output_name]
+        classes = len(self.config.class_names)
+        if output.shape != (len(batch), classes):
+            raise ModelRunError(
+                f"model {self.name} output '{self.output_name}' has shape {list(output.shape)}, "
+                f"expected [{len(batch)}, {classes}] (batch, class_names)"
+            )
+        return output.astype(np.float32, copy=False)
+
+    def run_outputs(
+        self, batch: np.ndarray, names: list[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Run a preprocessed batch and return the named outputs (default: all), batch first.
+
+        Inputs are cast to the model's input dtype. A fixed batch size is served in chunks as
+        `run` describes, so every output has exactly len(batch) rows.
+        """
         self._check_batch(batch)
         batch = batch.astype(self.input_dtype, copy=False)
+        wanted = list(self.outputs) if names is None else names
 
         fixed = self.fixed_batch_size
         if fixed is None:
-            return self._run_once(batch)
+            return self._run_chunk(batch, wanted)
 
-        rows: list[np.ndarray] = []
+        parts: list[dict[str, np.ndarray]] = []
         for start in range(0, len(batch), fixed):
             chunk = batch[start:start + fixed]
             used = len(chunk)
             if used < fixed:
                 padding = np.repeat(chunk[-1:], fixed - used, axis=0)
                 chunk = np.concatenate([chunk, padding])
-            rows.append(self._run_once(chunk)[:used])
-        return np.concatenate(rows)
+            outputs = self._run_chunk(chunk, wanted)
+            parts.append({name: value[:used] for name, value in outputs.items()})
+        return {name: np.concatenate([part[name] for part in parts]) for name in wanted}
 
-    def _run_once(self, batch: np.ndarray) -> np.ndarray:
+    def _run_chunk(self, batch: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
         try:
-            outputs = self._session.run([self.output_name], {self.input_name: batch})
+            outputs = self._session.run(names, {self.input_name: batch})
         except ORT_ERRORS as exc:
             raise ModelRunError(
                 f"onnxruntime failed to run model {self.name} on a batch of shape "
@@ -211,14 +239,16 @@ class OnnxModel:
         finally:
             self.session_calls += 1
 
-        output = np.asarray(outputs[0])
-        classes = len(self.config.class_names)
-        if output.shape != (len(batch), classes):
-            raise ModelRunError(
-                f"model {self.name} output '{self.output_name}' has shape {list(output.shape)}, "
-                f"expected [{len(batch)}, {classes}] (batch, class_names)"
-            )
-        return output.astype(np.float32, copy=False)
+        results: dict[str, np.ndarray] = {}
+        for name, value in zip(names, outputs, strict=True):
+            array = np.asarray(value)
+            if array.ndim == 0 or array.shape[0] != len(batch):
+                raise ModelRunError(
+                    f"model {self.name} output '{name}' has shape {list(array.shape)}; expected "
+                    f"the batch size {len(batch)} as its first dimension"
+                )
+            results[name] = array
+        return results
 
     def _check_batch(self, batch: np.ndarray) -> None:
         expected = self.expected_sample_shape()
@@ -272,20 +302,28 @@ class OnnxModel:
                 "expected >= 1"
             )
 
-    def _check_output(self) -> None:
-        outputs = {item.name: item for item in self._session.get_outputs()}
-        wanted = self.config.output_name or next(iter(outputs))
-        if wanted not in outputs:
+    def _select_output(self) -> None:
+        wanted = self.config.output_name or next(iter(self.outputs))
+        if wanted not in self.outputs:
             raise ModelInputMismatchError(
                 f"model.output_name '{wanted}' is not an output of {self.path}; "
-                f"outputs are {list(outputs)}"
+                f"outputs are {list(self.outputs)}"
             )
         self.output_name: str = wanted
-        self.output_shape: list[Dim] = list(outputs[wanted].shape)
+        self.output_shape: list[Dim] = self.outputs[wanted]
 
+    def check_classification_output(self) -> None:
+        """Raise `ModelInputMismatchError` unless the output is batch × len(class_names).
+
+        A binary model may also have one output column (the probability or logit of the second
+        class name).
+        """
+        wanted = self.output_name
         classes = len(self.config.class_names)
         width = self.output_shape[-1] if self.output_shape else None
-        if len(self.output_shape) != 2 or (isinstance(width, int) and width != classes):
+        binary = classes == 2 and width == 1
+        wrong_width = isinstance(width, int) and width != classes and not binary
+        if len(self.output_shape) != 2 or wrong_width:
             raise ModelInputMismatchError(
                 f"model output '{wanted}' has shape {self.output_shape} but the configuration "
                 f"expects ['batch', {classes}] for class_names {list(self.config.class_names)}; "

@@ -26,6 +26,7 @@ FIELD_TYPES: dict[VerdictField, tuple[ua.VariantType, Any]] = {
     VerdictField.CONFIDENCE: (ua.VariantType.Double, 0.0),
     VerdictField.SEQUENCE: (ua.VariantType.UInt32, 0),
     VerdictField.FRAME_SEQUENCE: (ua.VariantType.UInt32, 0),
+    VerdictField.UNCERTAIN: (ua.VariantType.Boolean, False),
 }
 
 _INITIAL_VALUES: dict[ua.VariantType, Any] = {
