@@ -82,3 +82,28 @@ CONSUMER_LAG = Gauge(
 READY = Gauge(
     "defectline_ready", "1 when the model is loaded and the worker consumes", registry=REGISTRY
 )
+PLC_DEADLINE_MISSES = Counter(
+    "defectline_plc_deadline_misses_total",
+    "Verdicts whose station result deadline passed before they were written, by what was done "
+    "instead (fail_safe: fail-safe values sent; late: nothing sent in time)",
+    ["station", "plc", "status"],
+    registry=REGISTRY,
+)
+PLC_WRITE_FAILURES = Counter(
+    "defectline_plc_write_failures_total",
+    "PLC write attempts that failed, by error class",
+    ["plc", "error"],
+    registry=REGISTRY,
+)
+HANDSHAKE_EVENTS = Counter(
+    "defectline_plc_handshake_events_total",
+    "Handshake events per station: trigger, result, ack, ack_timeout, unmatched_frame",
+    ["station", "event"],
+    registry=REGISTRY,
+)
+HEARTBEATS = Counter(
+    "defectline_plc_heartbeats_total",
+    "Heartbeat writes by outcome (ok, failed)",
+    ["plc", "status"],
+    registry=REGISTRY,
+)

@@ -30,6 +30,14 @@ Value = bool | int | float
 # session and a read of the node data types), so it gets this many request timeouts in total.
 CONNECT_TIMEOUT_REQUESTS = 4
 
+# Fields that a PLC watches for "a new result is there" are written after the values they
+# announce, in this order; every other field has rank 0.
+WRITE_RANKS = {
+    VerdictField.SEQUENCE: 1,
+    VerdictField.RESULT_SEQUENCE: 2,
+    VerdictField.RESULT_VALID: 3,
+}
+
 
 class ConnectionState(StrEnum):
     DISCONNECTED = "disconnected"
@@ -78,7 +86,8 @@ class PlcWriter(ABC):
         await writer.close()
 
     A new protocol subclasses PlcWriter, sets `type_key` to the config's `type` value, implements
-    `endpoint`, `_open`, `_write` and `_discard_client`, and is decorated with `register_writer`.
+    `endpoint`, `_open`, `_write`, `_read` and `_discard_client`, and is decorated with
+    `register_writer`.
     """
 
     type_key: ClassVar[str]
@@ -167,6 +176,28 @@ class PlcWriter(ABC):
                 await self._lose_connection()
                 raise
 
+    async def read(self, output: PlcOutput) -> dict[VerdictField, Value]:
+        """Read the current values of the points or nodes of `output`, in one pass.
+
+        Used by the handshake to poll the PLC's trigger, part id and ack. Raises
+        PlcNotConnectedError, PlcConnectionLostError or PlcWriteRejectedError like `write`.
+        """
+        async with self._write_lock:
+            if self._state is not ConnectionState.CONNECTED:
+                raise PlcNotConnectedError(
+                    self.name,
+                    self.endpoint,
+                    self._describe(output),
+                    f"PLC is {self._state.value} (last error: {self._last_error}); "
+                    "a reconnect is running in the background",
+                )
+            try:
+                return await self._read(output)
+            except PlcConnectionLostError as exc:
+                self._last_error = exc.reason
+                await self._lose_connection()
+                raise
+
     async def wait_connected(self, timeout_s: float) -> bool:
         """Wait until the writer is connected; return False when `timeout_s` passes first."""
         try:
@@ -209,6 +240,10 @@ class PlcWriter(ABC):
         """Send the values; raise PlcConnectionLostError when the transport fails or times out."""
 
     @abstractmethod
+    async def _read(self, output: PlcOutput) -> dict[VerdictField, Value]:
+        """Read the values; raise PlcConnectionLostError when the transport fails or times out."""
+
+    @abstractmethod
     async def _discard_client(self) -> None:
         """Close and forget the current client; called after failures and on close."""
 
@@ -216,7 +251,7 @@ class PlcWriter(ABC):
         """The points or nodes of `output`, for error messages."""
         if output.points:
             return ", ".join(f"{p.table.value} {p.address}" for p in output.points)
-        return ", ".join(node.node_id for node in output.nodes)
+        return ", ".join(node.target for node in output.nodes)
 
     # --- connection state -----------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from defectline.config.models import ModbusPoint, ModbusTable, VerdictField
+from defectline.config.models import BIT_TABLES, ModbusPoint, ModbusTable, VerdictField
 from defectline.connectors.plc.errors import PlcCodecError
 
 Value = bool | int | float
@@ -149,7 +149,7 @@ def plan_runs(points: Sequence[ModbusPoint]) -> list[PointRun]:
 
 def encode_run(run: PointRun, values: Mapping[VerdictField, Value]) -> list[int] | list[bool]:
     """Return the coil or register values of one run, in address order."""
-    if run.table is ModbusTable.COIL:
+    if run.table in BIT_TABLES:
         return [encode_bool(_value_for(point, values), point.field.value) for point in run.points]
 
     registers: list[int] = []
@@ -171,7 +171,7 @@ def decode_run(run: PointRun, words: Sequence[int] | Sequence[bool]) -> dict[Ver
     decoded: dict[VerdictField, Value] = {}
     for point in run.points:
         offset = point.address - run.address
-        if run.table is ModbusTable.COIL:
+        if run.table in BIT_TABLES:
             decoded[point.field] = bool(words[offset])
             continue
         size = register_count(point.dtype)
@@ -181,7 +181,7 @@ def decode_run(run: PointRun, words: Sequence[int] | Sequence[bool]) -> dict[Ver
 
 
 def _max_run(table: ModbusTable) -> int:
-    return MAX_COILS_PER_REQUEST if table is ModbusTable.COIL else MAX_REGISTERS_PER_REQUEST
+    return MAX_COILS_PER_REQUEST if table in BIT_TABLES else MAX_REGISTERS_PER_REQUEST
 
 
 def _make_run(points: list[ModbusPoint]) -> PointRun:

@@ -13,9 +13,21 @@ from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
 
-from defectline.config.models import ModbusPlcConfig, ModbusTable, PlcOutput, VerdictField
-from defectline.connectors.plc.base import PlcWriter, ReconnectPolicy, Value, register_writer
-from defectline.connectors.plc.codec import PointRun, encode_run, plan_runs
+from defectline.config.models import (
+    BIT_TABLES,
+    ModbusPlcConfig,
+    ModbusTable,
+    PlcOutput,
+    VerdictField,
+)
+from defectline.connectors.plc.base import (
+    WRITE_RANKS,
+    PlcWriter,
+    ReconnectPolicy,
+    Value,
+    register_writer,
+)
+from defectline.connectors.plc.codec import PointRun, decode_run, encode_run, plan_runs
 from defectline.connectors.plc.errors import (
     PlcCodecError,
     PlcConnectError,
@@ -150,6 +162,52 @@ class ModbusWriter(PlcWriter):
                 "check the addresses and unit id against the PLC's register map",
             )
 
+    async def _read(self, output: PlcOutput) -> dict[VerdictField, Value]:
+        values: dict[VerdictField, Value] = {}
+        for run in self._plan(output):
+            words = await self._fetch(run)
+            try:
+                values.update(decode_run(run, words[: run.count]))
+            except PlcCodecError as exc:
+                raise PlcValueError(self.name, self.endpoint, run.target, str(exc)) from exc
+        return values
+
+    async def _fetch(self, run: PointRun) -> list[int] | list[bool]:
+        client = self._client
+        if client is None:
+            raise PlcConnectionLostError(self.name, self.endpoint, run.target, "client is closed")
+
+        read = {
+            ModbusTable.COIL: client.read_coils,
+            ModbusTable.DISCRETE_INPUT: client.read_discrete_inputs,
+            ModbusTable.HOLDING_REGISTER: client.read_holding_registers,
+            ModbusTable.INPUT_REGISTER: client.read_input_registers,
+        }[run.table]
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await read(
+                    run.address, count=run.count, **unit_kwargs(self._modbus.unit_id)
+                )
+        except TimeoutError as exc:
+            reason = f"no response within {self._modbus.timeout_ms} ms"
+            raise PlcConnectionLostError(self.name, self.endpoint, run.target, reason) from exc
+        except (ConnectionException, ModbusIOException, OSError) as exc:
+            raise PlcConnectionLostError(self.name, self.endpoint, run.target, str(exc)) from exc
+        except ModbusException as exc:
+            raise PlcWriteRejectedError(self.name, self.endpoint, run.target, str(exc)) from exc
+
+        if response.isError():
+            raise PlcWriteRejectedError(
+                self.name,
+                self.endpoint,
+                run.target,
+                f"the PLC answered the read with {describe_response(response)}; "
+                "check the addresses and unit id against the PLC's register map",
+            )
+        if run.table in BIT_TABLES:
+            return list(response.bits)
+        return list(response.registers)
+
     def _plan(self, output: PlcOutput) -> list[PointRun]:
         runs = self._plans.get(output)
         if runs is None:
@@ -164,7 +222,9 @@ class ModbusWriter(PlcWriter):
 def _sequence_last(
     requests: list[tuple[PointRun, list[int] | list[bool]]],
 ) -> list[tuple[PointRun, list[int] | list[bool]]]:
-    def contains_sequence(item: tuple[PointRun, list[int] | list[bool]]) -> bool:
-        return any(point.field is VerdictField.SEQUENCE for point in item[0].points)
+    """Order runs so that the sequence, then result_sequence, then result_valid go last."""
 
-    return sorted(requests, key=contains_sequence)
+    def rank(item: tuple[PointRun, list[int] | list[bool]]) -> int:
+        return max(WRITE_RANKS.get(point.field, 0) for point in item[0].points)
+
+    return sorted(requests, key=rank)

@@ -336,27 +336,72 @@ class VerdictField(StrEnum):
     SEQUENCE = "sequence"
     FRAME_SEQUENCE = "frame_sequence"
     UNCERTAIN = "uncertain"
+    # The part id of the PLC's trigger that the verdict's frame was matched to (an integer).
+    PART_ID = "part_id"
+    # Handshake signals: written by the inspector (result_valid, result_sequence, heartbeat)
+    # or read from the PLC (trigger, ack, part_id). Only a station's `handshake` may map them.
+    RESULT_VALID = "result_valid"
+    RESULT_SEQUENCE = "result_sequence"
+    HEARTBEAT = "heartbeat"
+    TRIGGER = "trigger"
+    ACK = "ack"
+
+
+HANDSHAKE_FIELDS = frozenset(
+    {
+        VerdictField.RESULT_VALID,
+        VerdictField.RESULT_SEQUENCE,
+        VerdictField.HEARTBEAT,
+        VerdictField.TRIGGER,
+        VerdictField.ACK,
+    }
+)
 
 
 class ModbusTable(StrEnum):
     COIL = "coil"
     HOLDING_REGISTER = "holding_register"
+    # Read-only tables (function codes 2 and 4); only handshake inputs may use them.
+    DISCRETE_INPUT = "discrete_input"
+    INPUT_REGISTER = "input_register"
+
+
+BIT_TABLES = frozenset({ModbusTable.COIL, ModbusTable.DISCRETE_INPUT})
+WRITABLE_TABLES = frozenset({ModbusTable.COIL, ModbusTable.HOLDING_REGISTER})
 
 
 class ModbusPoint(Section):
+    """One value in the PLC's Modbus map, at a 0-based `address` or a 1-based `reference`."""
+
     field: VerdictField
     table: ModbusTable
     address: int = Field(..., ge=0, le=65535, description="0-based protocol address")
+    reference: str | None = Field(
+        None,
+        description="The 1-based convention instead of table and address: '40001' is holding "
+        "register 0, '30001' input register 0, '10001' discrete input 0, '00001' coil 0",
+    )
     dtype: Literal["bool", "int16", "uint16", "int32", "uint32", "float32"] = "uint16"
     word_order: Literal["ABCD", "CDAB", "BADC", "DCBA"] = Field(
         "ABCD", description="Byte order of 32-bit values across two registers"
     )
     scale: float = Field(1.0, gt=0, description="Multiplier applied before writing integers")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _convert_reference(cls, data: object) -> object:
+        # Imported here because the PLC package imports this module.
+        from defectline.connectors.plc.addressing import convert_point_reference
+
+        return convert_point_reference(data)
+
     @model_validator(mode="after")
     def _check_table_dtype(self) -> ModbusPoint:
-        if (self.table is ModbusTable.COIL) != (self.dtype == "bool"):
-            raise ValueError("coils take dtype 'bool' and registers take a numeric dtype")
+        if (self.table in BIT_TABLES) != (self.dtype == "bool"):
+            raise ValueError(
+                f"{self.table.value} at address {self.address} has dtype '{self.dtype}'; "
+                "coils and discrete inputs take dtype 'bool' and registers a numeric dtype"
+            )
         return self
 
 
@@ -372,8 +417,29 @@ class ModbusPlcConfig(Section):
 
 
 class OpcUaNode(Section):
+    """One variable on the OPC UA server, by `node_id` or by `browse_path` (exactly one)."""
+
     field: VerdictField
-    node_id: str = Field(..., description="NodeId string, e.g. 'ns=2;s=Station1.Reject'")
+    node_id: str | None = Field(None, description="NodeId string, e.g. 'ns=2;s=Station1.Reject'")
+    browse_path: str | None = Field(
+        None,
+        description="Path of browse names from the Objects folder, each 'ns:Name', separated "
+        "by '/', e.g. '2:Line1/2:Station1/2:Reject'; resolved to a NodeId at connect",
+    )
+
+    @model_validator(mode="after")
+    def _check_one_target(self) -> OpcUaNode:
+        if (self.node_id is None) == (self.browse_path is None):
+            raise ValueError(
+                f"node for field '{self.field.value}' needs exactly one of node_id and "
+                f"browse_path; got node_id={self.node_id!r}, browse_path={self.browse_path!r}"
+            )
+        return self
+
+    @property
+    def target(self) -> str:
+        """The configured node id or browse path, for messages and as a lookup key."""
+        return self.node_id if self.node_id is not None else f"path {self.browse_path}"
 
 
 class OpcUaPlcConfig(Section):
@@ -385,6 +451,42 @@ class OpcUaPlcConfig(Section):
     username: str | None = None
     password: SecretStr | None = None
     timeout_ms: int = Field(2000, ge=10, le=60_000)
+    security_policy: Literal["None", "Basic256Sha256"] = Field(
+        "None", description="None for labs; Basic256Sha256 for plants"
+    )
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = Field(
+        "None", description="Message security mode; must be None exactly when the policy is None"
+    )
+    certificate_path: Path | None = Field(
+        None, description="Client certificate (DER or PEM) for Basic256Sha256"
+    )
+    private_key_path: Path | None = Field(
+        None, description="Private key (PEM or DER) of the client certificate"
+    )
+    server_certificate_path: Path | None = Field(
+        None, description="Server certificate to trust; default: the one the endpoint offers"
+    )
+    application_uri: str = Field(
+        "urn:defectline:inspector",
+        description="Client application URI; must be the URI SAN of the client certificate",
+    )
+
+    @model_validator(mode="after")
+    def _check_security(self) -> OpcUaPlcConfig:
+        where = f"PLC '{self.name}'"
+        if (self.security_policy == "None") != (self.security_mode == "None"):
+            raise ValueError(
+                f"{where}: security_policy '{self.security_policy}' does not fit security_mode "
+                f"'{self.security_mode}'; use None with None, or Basic256Sha256 with Sign or "
+                "SignAndEncrypt"
+            )
+        has_keys = self.certificate_path is not None and self.private_key_path is not None
+        if self.security_policy != "None" and not has_keys:
+            raise ValueError(
+                f"{where}: security_policy {self.security_policy} needs certificate_path and "
+                "private_key_path"
+            )
+        return self
 
 
 PlcConfig = Annotated[ModbusPlcConfig | OpcUaPlcConfig, Field(discriminator="type")]
@@ -460,12 +562,92 @@ class DecisionRules(Section):
         return polygons
 
 
+class HandshakeConfig(Section):
+    """The part handshake of a station with one PLC; see docs/plc.md for the signal sequence.
+
+    `points` (Modbus) or `nodes` (OPC UA) map the fields trigger and result_valid (required),
+    result_sequence, part_id, ack and heartbeat (optional).
+    """
+
+    plc: str = Field(..., description="Name of a PLC in `plcs`")
+    points: tuple[ModbusPoint, ...] = ()
+    nodes: tuple[OpcUaNode, ...] = ()
+    poll_interval_ms: int = Field(
+        20, ge=5, le=10_000, description="Period of reading the trigger, part id and ack"
+    )
+    part_window_ms: int = Field(
+        1000,
+        ge=1,
+        le=600_000,
+        description="Frames captured up to this long after a trigger get that trigger's part id",
+    )
+    ack_timeout_ms: int = Field(
+        1000, ge=1, le=600_000, description="Wait this long for the ack before clearing the strobe"
+    )
+    result_valid_hold_ms: int = Field(
+        200, ge=1, le=600_000, description="Without an ack point: how long result_valid stays on"
+    )
+    heartbeat_interval_ms: int = Field(
+        500, ge=10, le=600_000, description="Period of the heartbeat write"
+    )
+
+    @model_validator(mode="after")
+    def _check_fields(self) -> HandshakeConfig:
+        mapped = [item.field for item in (*self.points, *self.nodes)]
+        allowed = HANDSHAKE_FIELDS | {VerdictField.PART_ID}
+        unknown = sorted(field.value for field in mapped if field not in allowed)
+        if unknown:
+            raise ValueError(
+                f"handshake maps {unknown}, which are verdict fields; put them in the station's "
+                f"outputs. A handshake maps {sorted(field.value for field in allowed)}"
+            )
+        missing = [
+            field.value
+            for field in (VerdictField.TRIGGER, VerdictField.RESULT_VALID)
+            if field not in mapped
+        ]
+        if missing:
+            raise ValueError(f"handshake with PLC '{self.plc}' lacks the required {missing}")
+        twice = sorted({field.value for field in mapped if mapped.count(field) > 1})
+        if twice:
+            raise ValueError(f"handshake maps {twice} more than once")
+        return self
+
+    def find(self, field: VerdictField) -> ModbusPoint | OpcUaNode | None:
+        """Return the point or node mapped to `field`, or None."""
+        for item in (*self.points, *self.nodes):
+            if item.field is field:
+                return item
+        return None
+
+
 class StationConfig(Section):
     id: str = Field(..., pattern=r"^[A-Za-z0-9._-]{1,64}$")
     outputs: tuple[PlcOutput, ...] = Field(
         (), description="PLC maps that receive this station's verdicts"
     )
     decision: DecisionRules = DecisionRules()
+    result_deadline_ms: int | None = Field(
+        None,
+        ge=1,
+        le=600_000,
+        description="Capture until the part reaches the reject gate; a verdict not written by "
+        "then is replaced by the fail-safe action. None: no deadline",
+    )
+    fail_safe_action: Literal["reject", "pass", "none"] = Field(
+        "reject",
+        description="Written when the deadline passes first: reject diverts the part for a "
+        "manual check, pass lets it through, none writes nothing",
+    )
+    fail_safe_class_code: int = Field(
+        65535,
+        ge=0,
+        le=65535,
+        description="class_code written with a fail-safe result, so the PLC can tell it apart",
+    )
+    handshake: HandshakeConfig | None = Field(
+        None, description="Part trigger, result strobe, ack and heartbeat with one PLC"
+    )
 
 
 # --- Worker and simulators ------------------------------------------------------------------------
@@ -636,6 +818,16 @@ class PlantConfig(Section):
                     raise ValueError(
                         f"{where}: OPC UA PLC '{plc.name}' takes 'nodes', not 'points'"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _check_plc_maps(self) -> PlantConfig:
+        # Imported here because the PLC package imports this module.
+        from defectline.connectors.plc.addressing import check_station_maps
+
+        plcs = {plc.name: plc for plc in self.plcs}
+        for station in self.stations:
+            check_station_maps(station, plcs)
         return self
 
     def station(self, station_id: str) -> StationConfig:

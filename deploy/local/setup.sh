@@ -48,6 +48,11 @@ ensure_postgres() {
     apt_install postgresql
 }
 
+# mbpoll is the independent Modbus client the PLC tests read our register maps back with.
+ensure_modbus_client() {
+    command -v mbpoll >/dev/null || apt_install mbpoll
+}
+
 ensure_java_maven() {
     local missing=()
     command -v java >/dev/null || missing+=(default-jdk-headless)
@@ -94,6 +99,7 @@ ensure_venv() {
 
 step "PostgreSQL" ensure_postgres
 step "Java and Maven" ensure_java_maven
+step "Modbus client" ensure_modbus_client
 step "Python environment" ensure_venv
 step "Kafka jars" .venv/bin/python -m defectline.deploy.local.stack fetch
 

@@ -9,8 +9,21 @@ from dataclasses import dataclass
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from defectline.config.models import ModbusPlcConfig, ModbusTable, PlcOutput, VerdictField
-from defectline.connectors.plc.codec import decode_registers, register_count
+from defectline.config.models import (
+    BIT_TABLES,
+    HandshakeConfig,
+    ModbusPlcConfig,
+    ModbusPoint,
+    ModbusTable,
+    PlcOutput,
+    VerdictField,
+)
+from defectline.connectors.plc.codec import (
+    decode_registers,
+    encode_bool,
+    encode_registers,
+    register_count,
+)
 from defectline.connectors.plc.errors import PlcError
 
 logger = logging.getLogger(__name__)
@@ -24,6 +37,14 @@ WRITE_FUNCTION_CODES = {
 }
 _REGISTER_WRITES = {6, 16}
 _SPARE_ADDRESSES = 16
+
+# Read function code of each table; the server's data store picks the table by function code.
+_READ_FUNCTION_CODES = {
+    ModbusTable.COIL: 1,
+    ModbusTable.DISCRETE_INPUT: 2,
+    ModbusTable.HOLDING_REGISTER: 3,
+    ModbusTable.INPUT_REGISTER: 4,
+}
 
 
 @dataclass(frozen=True)
@@ -39,9 +60,11 @@ class ModbusWriteRequest:
 class ModbusSimulator:
     """A Modbus TCP server at the PLC's host and port, sized for every configured point.
 
-    `stations` maps a station id to its outputs for this PLC. Each write request that covers a
-    station's `sequence` point appends the decoded sequence to `history[station]`, so one write
-    per verdict shows up as one entry per verdict.
+    `stations` maps a station id to its outputs for this PLC, and `handshakes` a station id to
+    its handshake with this PLC. Each write request that covers a station's `sequence` point
+    appends the decoded sequence to `history[station]`, so one write per verdict shows up as one
+    entry per verdict. `set_point` and `get_point` act as the PLC program: they change and read
+    the data store directly, as a PLC does with its own memory.
     """
 
     def __init__(
@@ -50,6 +73,7 @@ class ModbusSimulator:
         stations: Mapping[str, Sequence[PlcOutput]],
         *,
         port: int | None = None,
+        handshakes: Mapping[str, HandshakeConfig] | None = None,
     ) -> None:
         self.plc = plc
         self.port = plc.port if port is None else port
@@ -63,7 +87,17 @@ class ModbusSimulator:
             for point in output.points
             if point.field is VerdictField.SEQUENCE and point.table is ModbusTable.HOLDING_REGISTER
         }
-        self._coil_count, self._register_count = _table_sizes(stations, plc.name)
+        points = [
+            point
+            for outputs in stations.values()
+            for output in outputs
+            if output.plc == plc.name
+            for point in output.points
+        ]
+        for handshake in (handshakes or {}).values():
+            if handshake.plc == plc.name:
+                points.extend(handshake.points)
+        self._sizes = _table_sizes(points)
         self._server: ModbusTcpServer | None = None
 
     @property
@@ -75,10 +109,10 @@ class ModbusSimulator:
         device = SimDevice(
             id=self.plc.unit_id,
             simdata=(
-                [SimData(0, count=self._coil_count, values=False, datatype=DataType.BITS)],
-                [SimData(0, count=16, values=False, datatype=DataType.BITS)],
-                [SimData(0, count=self._register_count, values=0, datatype=DataType.REGISTERS)],
-                [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)],
+                [_bits(self._sizes[ModbusTable.COIL])],
+                [_bits(self._sizes[ModbusTable.DISCRETE_INPUT])],
+                [_registers(self._sizes[ModbusTable.HOLDING_REGISTER])],
+                [_registers(self._sizes[ModbusTable.INPUT_REGISTER])],
             ),
             action=self._on_access,
         )
@@ -94,9 +128,36 @@ class ModbusSimulator:
             "modbus simulator started plc=%s endpoint=%s coils=%d holding_registers=%d",
             self.plc.name,
             self.endpoint,
-            self._coil_count,
-            self._register_count,
+            self._sizes[ModbusTable.COIL],
+            self._sizes[ModbusTable.HOLDING_REGISTER],
         )
+
+    async def set_point(self, point: ModbusPoint, value: bool | int | float) -> None:
+        """Store `value` at `point` as the PLC program would, encoded with its dtype."""
+        server = self._require_server()
+        words: list[int] | list[bool]
+        if point.table in BIT_TABLES:
+            words = [encode_bool(value, point.field.value)]
+        else:
+            words = encode_registers(value, point.dtype, point.word_order, point.scale)
+        code = _READ_FUNCTION_CODES[point.table]
+        await server.async_setValues(self.plc.unit_id, code, point.address, words)
+
+    async def get_point(self, point: ModbusPoint) -> bool | int | float:
+        """Return the value stored at `point`, decoded with its dtype."""
+        server = self._require_server()
+        code = _READ_FUNCTION_CODES[point.table]
+        words = await server.async_getValues(
+            self.plc.unit_id, code, point.address, register_count(point.dtype)
+        )
+        if point.table in BIT_TABLES:
+            return bool(words[0])
+        return decode_registers([int(word) for word in words], point.dtype, point.word_order)
+
+    def _require_server(self) -> ModbusTcpServer:
+        if self._server is None:
+            raise PlcError(f"simulated Modbus PLC '{self.plc.name}' is not started")
+        return self._server
 
     async def stop(self) -> None:
         """Close the listening socket and every client connection."""
@@ -146,18 +207,17 @@ class ModbusSimulator:
             self.history[station].append(int(sequence))
 
 
-def _table_sizes(stations: Mapping[str, Sequence[PlcOutput]], plc_name: str) -> tuple[int, int]:
-    """Return (coils, holding registers) covering every configured point plus a few spare."""
-    coil_end = 0
-    register_end = 0
-    for outputs in stations.values():
-        for output in outputs:
-            if output.plc != plc_name:
-                continue
-            for point in output.points:
-                end = point.address + register_count(point.dtype)
-                if point.table is ModbusTable.COIL:
-                    coil_end = max(coil_end, end)
-                else:
-                    register_end = max(register_end, end)
-    return coil_end + _SPARE_ADDRESSES, register_end + _SPARE_ADDRESSES
+def _table_sizes(points: Sequence[ModbusPoint]) -> dict[ModbusTable, int]:
+    """Return the size of each table: every configured point plus a few spare addresses."""
+    ends = dict.fromkeys(ModbusTable, 0)
+    for point in points:
+        ends[point.table] = max(ends[point.table], point.address + register_count(point.dtype))
+    return {table: end + _SPARE_ADDRESSES for table, end in ends.items()}
+
+
+def _bits(count: int) -> SimData:
+    return SimData(0, count=count, values=False, datatype=DataType.BITS)
+
+
+def _registers(count: int) -> SimData:
+    return SimData(0, count=count, values=0, datatype=DataType.REGISTERS)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from asyncua import Server, ua
@@ -11,7 +12,13 @@ from asyncua.common.callback import CallbackService, CallbackType, ServerItemCal
 from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.user_managers import UserManager
 
-from defectline.config.models import OpcUaPlcConfig, PlcOutput, VerdictField
+from defectline.config.models import (
+    HandshakeConfig,
+    OpcUaNode,
+    OpcUaPlcConfig,
+    PlcOutput,
+    VerdictField,
+)
 from defectline.connectors.plc.errors import PlcError
 
 logger = logging.getLogger(__name__)
@@ -27,6 +34,12 @@ FIELD_TYPES: dict[VerdictField, tuple[ua.VariantType, Any]] = {
     VerdictField.SEQUENCE: (ua.VariantType.UInt32, 0),
     VerdictField.FRAME_SEQUENCE: (ua.VariantType.UInt32, 0),
     VerdictField.UNCERTAIN: (ua.VariantType.Boolean, False),
+    VerdictField.PART_ID: (ua.VariantType.UInt32, 0),
+    VerdictField.RESULT_VALID: (ua.VariantType.Boolean, False),
+    VerdictField.RESULT_SEQUENCE: (ua.VariantType.UInt32, 0),
+    VerdictField.HEARTBEAT: (ua.VariantType.UInt32, 0),
+    VerdictField.TRIGGER: (ua.VariantType.UInt32, 0),
+    VerdictField.ACK: (ua.VariantType.Boolean, False),
 }
 
 _INITIAL_VALUES: dict[ua.VariantType, Any] = {
@@ -62,7 +75,12 @@ class OpcUaSimulator:
     `stations` maps a station id to its outputs for this PLC. Node ids must be in namespace 2,
     the first namespace a server registers after its own. `data_types` overrides the data type
     of a node id, for tests of type conversion. Each successful write of a station's `sequence`
-    node appends the value to `history[station]`.
+    node appends the value to `history[station]`. Nodes given by browse path are created as
+    variables below folders named after the path's elements. `handshakes` adds the nodes of
+    each station's handshake with this PLC; `set_value` and `get_value` act as the PLC program.
+
+    With `certificate_path` and `private_key_path` the server offers Basic256Sha256 Sign and
+    SignAndEncrypt endpoints instead of None.
     """
 
     def __init__(
@@ -71,18 +89,28 @@ class OpcUaSimulator:
         stations: Mapping[str, Sequence[PlcOutput]],
         *,
         data_types: Mapping[str, ua.VariantType] | None = None,
+        handshakes: Mapping[str, HandshakeConfig] | None = None,
+        certificate_path: Path | None = None,
+        private_key_path: Path | None = None,
     ) -> None:
         self.plc = plc
         self.history: dict[str, list[int]] = {station: [] for station in stations}
         self.requests: list[list[ua.WriteValue]] = []
-        self._nodes = {
-            node.node_id: (station, node.field)
+        self._nodes: dict[str, tuple[str, OpcUaNode]] = {
+            node.target: (station, node)
             for station, outputs in stations.items()
             for output in outputs
             if output.plc == plc.name
             for node in output.nodes
         }
+        for station, handshake in (handshakes or {}).items():
+            if handshake.plc == plc.name:
+                self._nodes.update({node.target: (station, node) for node in handshake.nodes})
         self._data_types = dict(data_types or {})
+        self._certificate_path = certificate_path
+        self._private_key_path = private_key_path
+        self._variables: dict[str, Any] = {}
+        self._written_ids: dict[str, str] = {}
         self._server: Server | None = None
 
     @property
@@ -100,7 +128,17 @@ class OpcUaSimulator:
         await server.init()
         server.set_endpoint(self.plc.endpoint)
         server.set_server_name(f"defectline simulated PLC {self.plc.name}")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if self._certificate_path is not None and self._private_key_path is not None:
+            await server.load_certificate(str(self._certificate_path))
+            await server.load_private_key(str(self._private_key_path))
+            server.set_security_policy(
+                [
+                    ua.SecurityPolicyType.Basic256Sha256_Sign,
+                    ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+                ]
+            )
+        else:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
         index = await server.register_namespace(NAMESPACE_URI)
         if index != NAMESPACE_INDEX:
             raise PlcError(f"simulator namespace got index {index}, expected {NAMESPACE_INDEX}")
@@ -135,25 +173,67 @@ class OpcUaSimulator:
             await server.stop()
             logger.info("opcua simulator stopped plc=%s", self.plc.name)
 
+    async def set_value(self, target: str, value: Any) -> None:
+        """Set the variable of a configured node id or browse path, as the PLC program would."""
+        variable = self._variable(target)
+        variant_type = await variable.read_data_type_as_variant_type()
+        await variable.write_value(ua.Variant(value, variant_type))
+
+    async def get_value(self, target: str) -> Any:
+        """Return the current value of a configured node id or browse path."""
+        return await self._variable(target).read_value()
+
+    def _variable(self, target: str) -> Any:
+        variable = self._variables.get(target)
+        if variable is None:
+            raise PlcError(f"simulated PLC '{self.plc.name}' has no node '{target}'")
+        return variable
+
     async def _add_variables(self, server: Server) -> None:
-        objects = server.nodes.objects
-        for node_id, (_station, field) in self._nodes.items():
-            parsed = ua.NodeId.from_string(node_id)
-            if parsed.NamespaceIndex != NAMESPACE_INDEX:
-                raise PlcError(
-                    f"node id '{node_id}' of PLC '{self.plc.name}' is in namespace "
-                    f"{parsed.NamespaceIndex}; the simulator serves namespace {NAMESPACE_INDEX}, "
-                    f"so write it as 'ns={NAMESPACE_INDEX};s=...'"
-                )
-            variant_type, initial = FIELD_TYPES[field]
-            if node_id in self._data_types:
-                variant_type = self._data_types[node_id]
+        for target, (_station, node) in self._nodes.items():
+            variant_type, initial = FIELD_TYPES[node.field]
+            if target in self._data_types:
+                variant_type = self._data_types[target]
                 initial = _INITIAL_VALUES.get(variant_type, 0)
-            browse_name = ua.QualifiedName(str(parsed.Identifier), NAMESPACE_INDEX)
-            variable = await objects.add_variable(
-                parsed, browse_name, ua.Variant(initial, variant_type), varianttype=variant_type
-            )
+            if node.node_id is not None:
+                variable = await self._add_by_node_id(server, node.node_id, variant_type, initial)
+            else:
+                variable = await self._add_by_path(
+                    server, node.browse_path or "", variant_type, initial
+                )
             await variable.set_writable()
+            self._variables[target] = variable
+            self._written_ids[variable.nodeid.to_string()] = target
+
+    async def _add_by_node_id(
+        self, server: Server, node_id: str, variant_type: ua.VariantType, initial: Any
+    ) -> Any:
+        parsed = ua.NodeId.from_string(node_id)
+        if parsed.NamespaceIndex != NAMESPACE_INDEX:
+            raise PlcError(
+                f"node id '{node_id}' of PLC '{self.plc.name}' is in namespace "
+                f"{parsed.NamespaceIndex}; the simulator serves namespace {NAMESPACE_INDEX}, "
+                f"so write it as 'ns={NAMESPACE_INDEX};s=...'"
+            )
+        browse_name = ua.QualifiedName(str(parsed.Identifier), NAMESPACE_INDEX)
+        return await server.nodes.objects.add_variable(
+            parsed, browse_name, ua.Variant(initial, variant_type), varianttype=variant_type
+        )
+
+    async def _add_by_path(
+        self, server: Server, path: str, variant_type: ua.VariantType, initial: Any
+    ) -> Any:
+        """Create folders for every element of `path` but the last, then the variable."""
+        parent = server.nodes.objects
+        *folders, leaf = [name.partition(":")[2] for name in path.strip("/").split("/")]
+        for name in folders:
+            try:
+                parent = await parent.get_child(f"{NAMESPACE_INDEX}:{name}")
+            except ua.UaStatusCodeError:
+                parent = await parent.add_folder(NAMESPACE_INDEX, name)
+        return await parent.add_variable(
+            NAMESPACE_INDEX, leaf, ua.Variant(initial, variant_type), varianttype=variant_type
+        )
 
     async def _on_write(self, event: ServerItemCallback, _dispatcher: CallbackService) -> None:
         """Log each written node and record sequence values of successful writes."""
@@ -171,9 +251,9 @@ class OpcUaSimulator:
                 value,
                 status.name,
             )
-            station_field = self._nodes.get(node_id)
-            if station_field is None or not status.is_good():
+            target = self._written_ids.get(node_id)
+            if target is None or not status.is_good():
                 continue
-            station, field = station_field
-            if field is VerdictField.SEQUENCE and value is not None:
+            station, node = self._nodes[target]
+            if node.field is VerdictField.SEQUENCE and value is not None:
                 self.history[station].append(int(value))

@@ -22,10 +22,15 @@ class SimulatorSet:
         self.simulators: dict[str, Simulator] = {}
         for plc in config.plcs:
             stations = _stations_of(config, plc.name)
+            handshakes = {
+                station.id: station.handshake
+                for station in config.stations
+                if station.handshake is not None and station.handshake.plc == plc.name
+            }
             if isinstance(plc, ModbusPlcConfig):
-                self.simulators[plc.name] = ModbusSimulator(plc, stations)
+                self.simulators[plc.name] = ModbusSimulator(plc, stations, handshakes=handshakes)
             else:
-                self.simulators[plc.name] = OpcUaSimulator(plc, stations)
+                self.simulators[plc.name] = OpcUaSimulator(plc, stations, handshakes=handshakes)
         self._started: list[Simulator] = []
 
     def write_history(self, plc: str, station: str) -> list[int]:
