@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from defectline.config.models import PlantConfig
 from defectline.connectors.plc.base import PlcWriter, create_writer
+from defectline.connectors.plc.handshake import StationHandshake
 from defectline.connectors.store.errors import StoreError
 from defectline.connectors.store.postgres import PostgresStore
 from defectline.schemas.dead_letters import DeadLetter
@@ -26,7 +27,7 @@ from defectline.streams.inference.inspector import Inspector
 from defectline.streams.inspection import InspectionStage
 from defectline.streams.metrics import CONSUMER_LAG, READY
 from defectline.streams.recorder import Recorder
-from defectline.streams.routing import PlcRouter
+from defectline.streams.routing import PlcRouter, build_handshakes
 from defectline.streams.web import register_pages
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Worker:
     recorder: Recorder
     executor: ThreadPoolExecutor
     state: dict[str, str] = field(default_factory=dict)
+    handshakes: dict[str, StationHandshake] = field(default_factory=dict)
 
 
 def build_worker(config: PlantConfig, inspector: Inspector | None = None) -> Worker:
@@ -88,7 +90,8 @@ def _attach_inference(worker: Worker) -> None:
 
 
 def _attach_routing(worker: Worker) -> None:
-    router = PlcRouter(worker.config, worker.writers)
+    worker.handshakes = build_handshakes(worker.config, worker.writers)
+    router = PlcRouter(worker.config, worker.writers, handshakes=worker.handshakes)
     # Last capture time written per camera and PLC, kept in a changelog-backed table so a
     # restarted worker replaying uncommitted verdicts does not write a part to a PLC twice.
     # The key is the camera id as raw bytes, like the verdicts' message key, so the default
@@ -143,7 +146,8 @@ async def _route_batch(
         )
         for result in await router.route(verdict, skip_plcs=done):
             pending.append(await worker.topics.plc_writes.send(key=key, value=result.to_json()))
-            if result.status is WriteStatus.OK:
+            # A fail-safe or late result also closes the part: its verdict is never written.
+            if result.status is not WriteStatus.FAILED:
                 last_written[result.plc] = verdict.captured_at.isoformat()
     for future in pending:
         await future
@@ -255,6 +259,8 @@ def _attach_lifecycle(worker: Worker) -> None:
                 logger.warning(
                     "PLC not reachable at start plc=%s error=%s; writes will retry", name, exc
                 )
+        for handshake in worker.handshakes.values():
+            await handshake.start()
         READY.set(1)
         worker.state["ready"] = "true"
 
@@ -262,6 +268,8 @@ def _attach_lifecycle(worker: Worker) -> None:
     async def close_clients(app: faust.App, **_: object) -> None:
         READY.set(0)
         worker.state["ready"] = "false"
+        for handshake in worker.handshakes.values():
+            await handshake.stop()
         for writer in worker.writers.values():
             await writer.close()
         await worker.recorder.close()
