@@ -1,8 +1,8 @@
 """`defectline dashboards push`: upload the shipped dashboards to a running Grafana.
 
-Uses grafana-client. Each dashboard is saved with overwrite into one folder, the `plant_tz`
-constant set to the plant's time zone, and its datasource variable left as shipped, so it
-resolves to the datasource of uid `defectline-db` or to the one picked in the dashboard.
+Uses grafana-client. Each dashboard is saved with overwrite into one folder, with its `plant_tz`
+constant set to the plant's time zone. Its datasource variable stays as shipped, so it resolves
+to the datasource of uid `defectline-db` or to the one picked in the dashboard.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ FOLDER_UID = "defectline"
 
 @dataclass(frozen=True)
 class GrafanaTarget:
-    """Where to push: base URL and either a service account token or user and password."""
+    """Grafana base URL and credentials: a service account token, or user and password."""
 
     url: str
     token: str | None = None

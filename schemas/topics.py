@@ -9,8 +9,9 @@ DEAD_LETTER = "inspection.dead-letter.v1"
 DRIFT = "inspection.drift.v1"
 # Reference profiles keyed by camera id; compacted, so it keeps the latest profile of each camera.
 DRIFT_REFERENCES = "inspection.drift-references.v1"
+FEEDBACK = "inspection.feedback.v1"
 
-ALL = (FRAMES, VERDICTS, PLC_WRITES, DEAD_LETTER, DRIFT, DRIFT_REFERENCES)
+ALL = (FRAMES, VERDICTS, PLC_WRITES, DEAD_LETTER, DRIFT, DRIFT_REFERENCES, FEEDBACK)
 COMPACTED = frozenset({DRIFT_REFERENCES})
 
 

@@ -23,9 +23,11 @@ from defectline.schemas.verdicts import Verdict
 from defectline.streams.app import WorkerTopics, create_app, declare_topics
 from defectline.streams.dead_letters import build_dead_letter, send_dead_letter
 from defectline.streams.drift.agent import attach_drift
+from defectline.streams.feedback import attach_feedback
 from defectline.streams.inference.inspector import Inspector
 from defectline.streams.inspection import InspectionStage
 from defectline.streams.metrics import CONSUMER_LAG, READY
+from defectline.streams.quality import attach_quality_records
 from defectline.streams.recorder import Recorder
 from defectline.streams.routing import PlcRouter, build_handshakes
 from defectline.streams.web import register_pages
@@ -67,6 +69,9 @@ def build_worker(config: PlantConfig, inspector: Inspector | None = None) -> Wor
     _attach_inference(worker)
     _attach_routing(worker)
     _attach_recording(worker)
+    store: PostgresStore = recorder._store  # noqa: SLF001 - the recorder owns this store
+    attach_feedback(worker, store)
+    attach_quality_records(worker, store)
     attach_drift(worker)
     _attach_lifecycle(worker)
     register_pages(worker)

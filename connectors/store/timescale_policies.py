@@ -14,10 +14,9 @@ from psycopg import sql
 
 logger = logging.getLogger(__name__)
 
-# NOTE: this module has not run against a TimescaleDB server; the test suite only has plain
-# PostgreSQL 15. It follows the TimescaleDB 2.13 documentation of continuous aggregates
-# (finalized form, which accepts FILTER and ordered-set aggregates), add_compression_policy and
-# add_retention_policy.
+# NOTE: this module has not run against a TimescaleDB server, because the test suite only has
+# plain PostgreSQL 15. Whether TimescaleDB 2.13+ accepts percentile_cont with FILTER in a
+# continuous aggregate is unverified; if it rejects them, `db migrate` fails in that mode.
 
 # Hypertables that get compression and retention, with the column that segments compressed data.
 COMPRESSED_TABLES = {

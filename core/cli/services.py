@@ -53,6 +53,34 @@ def add_parsers(commands: Any) -> None:
     )
     check.set_defaults(handler=run_config_check)
 
+    feedback = commands.add_parser(
+        "feedback", help="report a false reject or an escape for one inspected frame or part"
+    )
+    feedback.add_argument("--camera", help="camera id of the frame")
+    feedback.add_argument("--frame", help="frame id, with --camera")
+    feedback.add_argument("--part", help="part id, instead of --camera and --frame")
+    feedback.add_argument(
+        "--label",
+        required=True,
+        choices=["false-reject", "escape"],
+        help="false-reject: the reject was a good part; escape: a defect found downstream",
+    )
+    feedback.add_argument("--class", dest="class_name", help="defect class found, for an escape")
+    feedback.add_argument("--note", help="free text stored with the report")
+    feedback.add_argument("--operator", help="who reports it")
+    feedback.set_defaults(handler=run_feedback)
+
+    dashboards = commands.add_parser("dashboards", help="Grafana dashboards")
+    dash_commands = dashboards.add_subparsers(dest="dash_command", required=True, metavar="TASK")
+    push = dash_commands.add_parser("push", help="upload the dashboards to a running Grafana")
+    push.add_argument("--url", required=True, help="Grafana base URL, e.g. http://grafana:3000")
+    push.add_argument("--token", help="service account token (default: $GRAFANA_TOKEN)")
+    push.add_argument("--user", help="basic-auth user, with --password")
+    push.add_argument("--password", help="basic-auth password (default: $GRAFANA_PASSWORD)")
+    push.add_argument("--folder", default="Defectline", help="folder title (default: Defectline)")
+    push.add_argument("--timeout-s", type=float, default=10.0, help="per-request timeout, seconds")
+    push.set_defaults(handler=run_dashboards_push)
+
 
 def run_worker(args: argparse.Namespace) -> int:
     import faust
@@ -150,4 +178,51 @@ def run_config_check(args: argparse.Namespace) -> int:
 
     config = load_plant(args)
     print(json.dumps(config.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def run_feedback(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from defectline.cli.main import load_plant
+    from defectline.errors import ConfigError
+    from defectline.schemas.feedback import Feedback
+    from defectline.streams.feedback import publish_feedback
+
+    config = load_plant(args)
+    try:
+        report = Feedback(
+            label=args.label,
+            camera_id=args.camera,
+            frame_id=args.frame,
+            part_id=args.part,
+            class_name=args.class_name,
+            note=args.note,
+            operator=args.operator,
+            source="cli",
+        )
+    except ValidationError as exc:
+        problems = "; ".join(error["msg"] for error in exc.errors(include_url=False))
+        raise ConfigError(f"invalid feedback: {problems}") from exc
+    publish_feedback(config, report)
+    print(f"feedback {report.feedback_id} sent: {report.label}")
+    return 0
+
+
+def run_dashboards_push(args: argparse.Namespace) -> int:
+    import os
+
+    from defectline.cli.main import load_plant
+    from defectline.dashboards.push import GrafanaTarget, push_dashboards
+
+    config = load_plant(args)
+    target = GrafanaTarget(
+        url=args.url,
+        token=args.token or os.environ.get("GRAFANA_TOKEN"),
+        user=args.user,
+        password=args.password or os.environ.get("GRAFANA_PASSWORD"),
+        timeout_s=args.timeout_s,
+    )
+    pushed = push_dashboards(target, plant_timezone=config.plant_timezone, folder=args.folder)
+    print(f"pushed {len(pushed)} dashboard(s) to {args.url}: {', '.join(pushed)}")
     return 0

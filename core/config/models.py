@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -55,6 +56,18 @@ class DatabaseConfig(Section):
     )
     use_timescaledb: Literal["auto", "on", "off"] = Field(
         "auto", description="auto: use TimescaleDB hypertables when the extension is available"
+    )
+    rollup_refresh_s: float = Field(
+        60.0,
+        ge=0,
+        le=86_400,
+        description="Seconds between refreshes of the rollup views on plain PostgreSQL; 0 disables",
+    )
+    retention_days: int = Field(
+        365, ge=1, le=36_500, description="TimescaleDB only: raw rows older than this are dropped"
+    )
+    compress_after_days: int = Field(
+        7, ge=1, le=36_500, description="TimescaleDB only: chunks older than this are compressed"
     )
 
     def conninfo(self) -> str:
@@ -769,6 +782,11 @@ class DriftConfig(Section):
 
 class PlantConfig(Section):
     plant: str = Field("demo-plant", description="Plant name written into every verdict")
+    plant_timezone: str = Field(
+        "UTC",
+        description="IANA time zone of the plant, e.g. 'Europe/Berlin'; daily rollups start at "
+        "its local midnight",
+    )
     kafka: KafkaConfig = KafkaConfig()
     database: DatabaseConfig = DatabaseConfig()
     model: ModelConfig
@@ -791,6 +809,18 @@ class PlantConfig(Section):
                 raise ValueError(f"'{key}' is defined twice")
             seen.add(key)
         return items
+
+    @field_validator("plant_timezone")
+    @classmethod
+    def _check_timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(
+                f"plant_timezone '{name}' is not a known IANA time zone; "
+                "use a name such as 'Europe/Berlin' or 'UTC'"
+            ) from exc
+        return name
 
     @model_validator(mode="after")
     def _check_references(self) -> PlantConfig:
