@@ -179,6 +179,7 @@ def test_database_outage_loses_no_row(start_line, postgres_cluster: PostgresClus
     assert wait_for_rows(line, "SELECT count(*) FROM inspections", 250, 120) == 250
     assert count_rows(line, "SELECT count(DISTINCT frame_id) FROM inspections") == 250
     assert wait_for_rows(line, "SELECT count(*) FROM operator_feedback", 1, 60) == 1
-    # The recorder paused and retried instead of dropping the batch.
+    # The recorders share one connection and lock, so while one batch is retried the others
+    # wait: consumption pauses instead of dropping batches.
     log = (line.tmp_path / "worker.log").read_text(errors="replace")
-    assert "database write failed table=inspections" in log
+    assert log.count("database write failed table=") >= 2
