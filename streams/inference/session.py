@@ -180,7 +180,7 @@ class OnnxModel:
         """Run one all-zero batch so lazy allocations happen before the first frame; return ms."""
         batch = np.zeros((self.fixed_batch_size or 1, *self.expected_sample_shape()), np.float32)
         started = time.perf_counter()
-        self.run(batch)
+        self.run_outputs(batch)
         elapsed_ms = (time.perf_counter() - started) * 1000
         logger.info("model warmed up model=%s warm_up_ms=%.1f", self.name, elapsed_ms)
         return elapsed_ms

@@ -87,3 +87,11 @@ def test_auto_task_from_output_names(kit, tmp_path: Path) -> None:
     path = kit.brightness_anomaly(tmp_path / "auto.onnx", 32, 32, METADATA)
     config = kit.family_config(path, task="auto", width_px=32, height_px=32, resize="stretch")
     assert isinstance(Inspector(config, warm_up=False).adapter, AnomalyAdapter)
+
+
+def test_warm_up_runs_every_output(kit, tmp_path: Path) -> None:
+    path = kit.brightness_anomaly(tmp_path / "warm.onnx", 32, 32, METADATA)
+    config = kit.family_config(path, task="anomaly", width_px=32, height_px=32, resize="stretch")
+    inspector = Inspector(config)  # warm-up on: must not apply classification output checks
+
+    assert inspector.model.session_calls == 1

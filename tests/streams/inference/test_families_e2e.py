@@ -34,6 +34,8 @@ def model_override(
     path: Path, task: str, width_px: int, height_px: int, resize: str, **model: Any
 ) -> dict[str, Any]:
     # The override is merged into the demo model section, so every inherited key is reset here.
+    model.setdefault("class_names", [])
+    model.setdefault("pass_classes", [])
     return {
         "path": str(path),
         "name": f"e2e-{task}",
