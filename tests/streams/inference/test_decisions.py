@@ -134,3 +134,26 @@ def test_roi_polygon_keeps_only_inside_box(kit, tmp_path: Path) -> None:
         [(kit.frame_meta(1, 64, 64), kit.png(np.zeros((64, 64, 3), np.uint8)))]
     )
     assert [round(region.confidence, 2) for region in verdict.regions] == [0.8]
+
+
+def test_uncertain_plc_values_follow_station_setting(kit, tmp_path: Path) -> None:
+    from defectline.config.models import VerdictField
+    from defectline.streams.routing import verdict_values
+
+    inspector = classifier(
+        kit,
+        tmp_path,
+        [0.3, 0.7],
+        class_names=["ok", "crack"],
+        pass_classes=["ok"],
+        output="probabilities",
+        decision={"thresholds": {"crack": 0.8}, "uncertain_margin": 0.2},
+    )
+    verdict = inspect(kit, inspector)
+
+    routed_out = verdict_values(verdict, uncertain_reject=True)
+    kept_on_line = verdict_values(verdict, uncertain_reject=False)
+    assert routed_out[VerdictField.REJECT] is True
+    assert routed_out[VerdictField.UNCERTAIN] is True
+    assert kept_on_line[VerdictField.REJECT] is False
+    assert kept_on_line[VerdictField.UNCERTAIN] is True
