@@ -99,16 +99,11 @@ def _attach_routing(worker: Worker) -> None:
     router = PlcRouter(worker.config, worker.writers, handshakes=worker.handshakes)
     # Last capture time written per camera and PLC, kept in a changelog-backed table so a
     # restarted worker replaying uncommitted verdicts does not write a part to a PLC twice.
-    # The key is the camera id as raw bytes, like the verdicts' message key, so the default
-    # partitioner puts each camera's entry on the changelog partition matching its verdicts.
     progress = worker.app.Table(
         "plc-progress",
         default=dict,
-        key_type=bytes,
-        key_serializer="raw",
-        value_type=dict,
+        key_type=str,
         partitions=worker.config.kafka.topic_partitions,
-        use_partitioner=True,
     )
 
     @worker.app.agent(worker.topics.verdicts, name="routing")
@@ -126,7 +121,8 @@ async def _route_batch(
     the events are acknowledged only after that, so no result is lost if the worker dies.
     """
     pending = []
-    written: dict[bytes, dict[str, str]] = {}
+    written: dict[str, dict[str, str]] = {}
+    partitions: dict[str, int] = {}
     for event in events:
         try:
             verdict = Verdict.from_json(event.message.value)
@@ -140,24 +136,33 @@ async def _route_batch(
                 exc.errors(include_url=False)[0]["msg"],
             )
             continue
-        key = verdict.camera_id.encode()
-        if key not in written:
-            written[key] = dict(progress[key])
-        last_written = written[key]
+        camera = verdict.camera_id
+        if camera not in written:
+            written[camera] = dict(progress.get(camera) or {})
+        partitions[camera] = event.message.partition
+        last_written = written[camera]
         done = frozenset(
             plc
             for plc, last in last_written.items()
             if datetime.fromisoformat(last) >= verdict.captured_at
         )
         for result in await router.route(verdict, skip_plcs=done):
-            pending.append(await worker.topics.plc_writes.send(key=key, value=result.to_json()))
+            value = result.to_json()
+            pending.append(await worker.topics.plc_writes.send(key=camera.encode(), value=value))
             # A fail-safe or late result also closes the part: its verdict is never written.
             if result.status is not WriteStatus.FAILED:
                 last_written[result.plc] = verdict.captured_at.isoformat()
     for future in pending:
         await future
-    for key, last_written in written.items():
-        progress[key] = last_written
+
+    # Inside a batch Faust has no current event to take the changelog partition from, so each
+    # camera's entry goes to the partition its verdicts came from, as table recovery expects.
+    for camera, last_written in written.items():
+        progress.data[camera] = last_written
+        progress.send_changelog(partitions[camera], camera, last_written)
+    # Deliver the table's changelog before the batch is acknowledged, so a worker killed after
+    # the acknowledgement cannot lose the record of these writes and repeat them on restart.
+    await worker.app.producer.flush()
 
 
 def _attach_recording(worker: Worker) -> None:
@@ -279,4 +284,5 @@ def _attach_lifecycle(worker: Worker) -> None:
             await writer.close()
         await worker.recorder.close()
         worker.executor.shutdown(wait=True, cancel_futures=False)
+        worker.inspector.close()
         logger.info("worker stopped")

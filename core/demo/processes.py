@@ -74,6 +74,12 @@ class WorkerProcess:
             self._process.kill()
             return self._process.wait(timeout=10)
 
+    def kill(self) -> None:
+        """Kill the worker with SIGKILL, as a power cut or the OOM killer would."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             text = self._log_path.read_text(errors="replace")
