@@ -56,7 +56,6 @@ def attach_drift(worker: Worker) -> None:
         "drift-state",
         default=dict,
         key_type=bytes,
-        value_type=dict,
         partitions=config.kafka.topic_partitions,
         use_partitioner=True,
     )
