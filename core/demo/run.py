@@ -69,7 +69,13 @@ def run_demo(base: PlantConfig, options: DemoOptions, home: Path) -> DemoReport:
         worker.start(ready_timeout_s=180)
         expected = _run_cameras(config, options, run_dir)
         _wait_for_results(observer, config, expected, options.timeout_s)
-        return build_report(config, observer.snapshot(), expected, simulators.simulators)
+        report = build_report(config, observer.snapshot(), expected, simulators.simulators)
+        if options.folder is not None:
+            report.notes.append(
+                "folder frames take the file's modification time as capture time, so the "
+                "capture-to-PLC latency includes the age of the files"
+            )
+        return report
     finally:
         if observer is not None:
             observer.stop()
@@ -118,7 +124,9 @@ def _demo_config(
             CameraConfig(
                 id="folder-1",
                 station=station,
-                source=FolderSource(path=options.folder.resolve(), watch=False, settle_ms=0),
+                source=FolderSource(
+                    path=options.folder.resolve(), recursive=True, watch=False, settle_ms=0
+                ),
             ).model_dump(mode="python")
         ]
     return PlantConfig.model_validate(document)

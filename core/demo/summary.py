@@ -34,6 +34,7 @@ class DemoReport:
     verdicts: int
     rejects_by_class: dict[str, int]
     passes: int
+    uncertain: int
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     rows_stored: int
@@ -41,6 +42,8 @@ class DemoReport:
     dead_letters: int
     readback: list[dict[str, Any]] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
+    folder_agreement: tuple[int, int] | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -82,12 +85,14 @@ def build_report(
             ).most_common()
         ),
         passes=sum(1 for v in verdicts.values() if v.outcome is Outcome.PASS),
+        uncertain=sum(1 for v in verdicts.values() if v.outcome is Outcome.UNCERTAIN),
         latency_p50_ms=_quantile(latencies, 0.50),
         latency_p99_ms=_quantile(latencies, 0.99),
         rows_stored=len(rows),
         plc_writes=dict(Counter(result.plc for result in ok_writes)),
         dead_letters=len(observed.dead_letters),
     )
+    report.folder_agreement = _folder_agreement(observed, verdicts, config.model.class_names)
     report.readback = asyncio.run(_read_back(config, verdicts))
     report.checks = _checks(report, observed, keys, verdicts, outputs, rows, simulators)
     return report
@@ -115,7 +120,7 @@ def _checks(
     checks = [
         Check(
             "every frame sent reached Kafka",
-            report.frames_seen == report.frames_sent,
+            report.frames_sent > 0 and report.frames_seen == report.frames_sent,
             f"{report.frames_seen} of {report.frames_sent}",
         ),
         Check(
@@ -154,6 +159,22 @@ def _checks(
             )
         )
     return checks
+
+
+def _folder_agreement(
+    observed: Observed, verdicts: dict[FrameKey, Verdict], class_names: tuple[str, ...]
+) -> tuple[int, int] | None:
+    """Count verdicts whose class equals the file's folder name, when folders are class names."""
+    folders = {}
+    for key, meta in observed.frames.items():
+        parts = (meta.source or "").split("/")
+        if len(parts) < 2 or parts[0] not in class_names:
+            return None
+        folders[key] = parts[0]
+    if not folders:
+        return None
+    agree = sum(1 for key, verdict in verdicts.items() if folders.get(key) == verdict.class_name)
+    return agree, len(folders)
 
 
 def _stored_rows(config: PlantConfig, keys: set[FrameKey]) -> set[FrameKey]:
@@ -237,7 +258,7 @@ def print_report(report: DemoReport) -> None:
         "-----------------------",
         f"frames in             {report.frames_seen} (sent {report.frames_sent})",
         f"verdicts out          {report.verdicts} ({report.passes} pass, "
-        f"{sum(report.rejects_by_class.values())} reject)",
+        f"{sum(report.rejects_by_class.values())} reject, {report.uncertain} uncertain)",
         "rejects by class      "
         + (
             ", ".join(f"{name} {count}" for name, count in report.rejects_by_class.items())
@@ -248,6 +269,11 @@ def print_report(report: DemoReport) -> None:
         "PLC writes            "
         + ", ".join(f"{plc} {count}" for plc, count in sorted(report.plc_writes.items())),
         f"dead letters          {report.dead_letters}",
+    ]
+    if report.folder_agreement is not None:
+        agree, total = report.folder_agreement
+        lines.append(f"class = folder name   {agree} of {total}")
+    lines += [
         "final PLC values (read back over each protocol):",
     ]
     for entry in report.readback:
@@ -259,6 +285,7 @@ def print_report(report: DemoReport) -> None:
             f"  {entry['station']:<10} {entry['plc']:<14} {values}"
             f"  [{'matches' if entry['match'] else 'DIFFERS from'} frame {entry['frame']}]"
         )
+    lines.extend(f"note: {note}" for note in report.notes)
     lines.append("checks:")
     for check in report.checks:
         lines.append(f"  [{'ok' if check.ok else 'FAILED'}] {check.name}: {check.detail}")
