@@ -110,7 +110,8 @@ def test_state_round_trip_mid_episode_keeps_one_alert() -> None:
     before = feed(detector, state, stream(4, 500, gain_from={onset: 0.7}))
     assert [event.kind for event in before] == [EventKind.START]
 
-    # A restarted worker sees the state from the changelog as JSON and the same frames again.
+    # A restarted worker reads the state back from the changelog as JSON and gets the same
+    # uncommitted frames again.
     restored = CameraState.from_dict(state.to_dict())
     replayed = feed(DriftDetector(CONFIG), restored, stream(4, 500, gain_from={onset: 0.7}))
     later = feed(
