@@ -122,8 +122,14 @@ def test_grafana_dashboards_provider_matches_mount() -> None:
 
 def test_dashboards_use_provisioned_datasource() -> None:
     for path in sorted((REPO / "dashboards").glob("**/*.json")):
-        uids = {source.get("uid") for source in _datasources(json.loads(path.read_text()))}
-        assert uids <= {DATASOURCE_UID, "grafana", "-- Grafana --"}, path.name
+        dashboard = json.loads(path.read_text())
+        uids = {source.get("uid") for source in _datasources(dashboard)}
+        assert uids <= {DATASOURCE_UID, "${datasource}", "grafana", "-- Grafana --"}, path.name
+        # A ${datasource} variable must default to the provisioned uid.
+        variables = dashboard.get("templating", {}).get("list", [])
+        if "${datasource}" in uids:
+            variable = next(v for v in variables if v["name"] == "datasource")
+            assert variable["current"]["value"] == DATASOURCE_UID, path.name
 
 
 def _datasources(node: Any) -> list[Any]:
