@@ -23,6 +23,7 @@ from defectline.connectors.store.errors import StoreError
 from defectline.errors import DefectlineError
 from defectline.schemas import topics
 from defectline.schemas.feedback import Feedback
+from defectline.streams.batching import processed_batches
 from defectline.streams.dead_letters import build_dead_letter, send_dead_letter
 
 if TYPE_CHECKING:
@@ -120,8 +121,8 @@ def attach_feedback(worker: Worker, store: PostgresStore) -> faust.TopicT:
 
     @app.agent(topic, name="record-feedback")
     async def record_feedback(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            worker.config.database.batch_size, within=RECORD_BATCH_WAIT_S
+        async for events in processed_batches(
+            stream, worker.config.database.batch_size, RECORD_BATCH_WAIT_S
         ):
             await _record_batch(worker, store, events)
 

@@ -20,6 +20,7 @@ from defectline.connectors.store.errors import StoreError
 from defectline.connectors.store.postgres import PostgresStore
 from defectline.schemas import topics
 from defectline.schemas.drift import DriftEvent
+from defectline.streams.batching import processed_batches
 from defectline.streams.dead_letters import build_dead_letter, send_dead_letter
 
 if TYPE_CHECKING:
@@ -52,8 +53,8 @@ def _attach_drift_recorder(worker: Worker, store: PostgresStore) -> None:
 
     @worker.app.agent(topic, name="record-drift-events")
     async def record_drift_events(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            worker.config.database.batch_size, within=RECORD_BATCH_WAIT_S
+        async for events in processed_batches(
+            stream, worker.config.database.batch_size, RECORD_BATCH_WAIT_S
         ):
             drift_events = []
             for event in events:

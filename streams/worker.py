@@ -21,6 +21,7 @@ from defectline.schemas.dead_letters import DeadLetter
 from defectline.schemas.plc_writes import PlcWriteResult, WriteStatus
 from defectline.schemas.verdicts import Verdict
 from defectline.streams.app import WorkerTopics, create_app, declare_topics
+from defectline.streams.batching import processed_batches
 from defectline.streams.dead_letters import build_dead_letter, send_dead_letter
 from defectline.streams.drift.agent import attach_drift
 from defectline.streams.feedback import attach_feedback
@@ -86,11 +87,11 @@ def _attach_inference(worker: Worker) -> None:
     batch_size = worker.config.inference.batch_size
     batch_wait_s = worker.config.inference.max_wait_ms / 1000
 
-    # take_events yields up to batch_size events in arrival order, or fewer once batch_wait_s
+    # Each batch holds up to batch_size events in arrival order, or fewer once batch_wait_s
     # has passed; the stage sends results in the same order, so each camera's order holds.
     @worker.app.agent(worker.topics.frames, name="inference")
     async def inference(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(batch_size, within=batch_wait_s):
+        async for events in processed_batches(stream, batch_size, batch_wait_s):
             await stage.handle(events)
 
 
@@ -108,7 +109,7 @@ def _attach_routing(worker: Worker) -> None:
 
     @worker.app.agent(worker.topics.verdicts, name="routing")
     async def routing(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(ROUTING_BATCH_SIZE, within=ROUTING_BATCH_WAIT_S):
+        async for events in processed_batches(stream, ROUTING_BATCH_SIZE, ROUTING_BATCH_WAIT_S):
             await _route_batch(worker, router, progress, events)
 
 
@@ -172,8 +173,8 @@ def _attach_recording(worker: Worker) -> None:
 
     @worker.app.agent(topics.verdicts, name="record-verdicts")
     async def record_verdicts(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            worker.config.database.batch_size, within=RECORD_BATCH_WAIT_S
+        async for events in processed_batches(
+            stream, worker.config.database.batch_size, RECORD_BATCH_WAIT_S
         ):
             verdicts = []
             for event in events:
@@ -188,8 +189,8 @@ def _attach_recording(worker: Worker) -> None:
 
     @worker.app.agent(topics.plc_writes, name="record-plc-writes")
     async def record_plc_writes(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            worker.config.database.batch_size, within=RECORD_BATCH_WAIT_S
+        async for events in processed_batches(
+            stream, worker.config.database.batch_size, RECORD_BATCH_WAIT_S
         ):
             results = []
             for event in events:
@@ -204,8 +205,8 @@ def _attach_recording(worker: Worker) -> None:
 
     @worker.app.agent(topics.dead_letters, name="record-dead-letters")
     async def record_dead_letters(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(
-            worker.config.database.batch_size, within=RECORD_BATCH_WAIT_S
+        async for events in processed_batches(
+            stream, worker.config.database.batch_size, RECORD_BATCH_WAIT_S
         ):
             letters = []
             for event in events:

@@ -19,6 +19,7 @@ from defectline.connectors.store.errors import StoreError
 from defectline.schemas import topics
 from defectline.schemas.drift import DriftEvent, ReferenceUpdate
 from defectline.schemas.verdicts import Verdict
+from defectline.streams.batching import processed_batches
 from defectline.streams.drift.detector import DriftDetector
 from defectline.streams.drift.observation import observation_from_verdict
 from defectline.streams.drift.state import CameraState
@@ -103,7 +104,7 @@ def attach_drift(worker: Worker) -> None:
     @app.agent(drift_topic, name="record-drift-events")
     async def record_drift_events(stream: faust.StreamT) -> None:
         store = worker.recorder._store  # noqa: SLF001 - the recorder owns this store
-        async for events in stream.take_events(RECORD_BATCH_SIZE, within=RECORD_BATCH_WAIT_S):
+        async for events in processed_batches(stream, RECORD_BATCH_SIZE, RECORD_BATCH_WAIT_S):
             parsed = []
             for event in events:
                 try:

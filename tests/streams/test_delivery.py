@@ -1,4 +1,4 @@
-"""A worker killed mid-stream loses no frame, and a restarted one doubles no stored effect."""
+"""A worker stopped mid-stream loses no frame, and a restarted one doubles no stored effect."""
 
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def wait_until(condition, timeout_s: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
-def test_worker_killed_midstream_loses_nothing(start_line, tmp_path):
+@pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGTERM"])
+def test_worker_stopped_midstream_loses_nothing(start_line, tmp_path, signal_name):
     line = start_line({"cameras": [{
         "id": "cam-1", "station": "station-1",
         "source": {"type": "synthetic", "fps": 60, "defect_rate_pct": 30, "seed": 5},
@@ -43,10 +44,13 @@ def test_worker_killed_midstream_loses_nothing(start_line, tmp_path):
     )
     camera.start()
 
-    # Kill the worker with SIGKILL once part of the stream is stored, then start a new one.
+    # Stop the worker once part of the stream is stored, then start a new one.
     wait_until(lambda: count_rows(conninfo, "SELECT count(*) FROM inspections") >= FRAMES // 4,
                60, "the first quarter of the frames to be stored")
-    line.worker.kill()
+    if signal_name == "SIGKILL":
+        line.worker.kill()
+    else:
+        assert line.worker.stop(grace_s=30) == 0
     replacement = WorkerProcess(line.tmp_path / "plant.yaml", line.tmp_path / "worker-2.log",
                                 line.config.worker.web_port)
     line.worker = replacement
