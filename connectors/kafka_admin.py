@@ -55,7 +55,7 @@ def ensure_topics(kafka: KafkaConfig, timeout_s: float = 15.0) -> list[str]:
                 name,
                 num_partitions=kafka.topic_partitions,
                 replication_factor=-1,
-                config={"cleanup.policy": "compact"} if name in compacted else {},
+                config=_topic_settings(kafka, compacted=name in compacted),
             )
             for name in missing
         ],
@@ -72,3 +72,12 @@ def ensure_topics(kafka: KafkaConfig, timeout_s: float = 15.0) -> list[str]:
         created.append(name)
         logger.info("topic created topic=%s partitions=%d", name, kafka.topic_partitions)
     return created
+
+
+def _topic_settings(kafka: KafkaConfig, compacted: bool) -> dict[str, str]:
+    # Frames and dead letters carry whole images: the topic must accept the producer's
+    # largest message, which the broker default of about 1 MB would reject.
+    settings = {"max.message.bytes": str(kafka.max_message_bytes)}
+    if compacted:
+        settings["cleanup.policy"] = "compact"
+    return settings

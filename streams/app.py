@@ -38,6 +38,10 @@ def create_app(config: PlantConfig) -> faust.App:
         broker_commit_every=100,
         broker_commit_interval=1.0,
         producer_acks=-1,
+        # A worker that dies is replaced after this long instead of the 60 s default, because
+        # its partitions' frames wait for the group to notice.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         producer_max_request_size=kafka.max_message_bytes,
         consumer_max_fetch_size=kafka.max_message_bytes,
         web_enabled=True,

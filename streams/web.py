@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 
 from defectline.streams.metrics import REGISTRY
 
@@ -29,6 +29,10 @@ def register_pages(worker: Worker) -> None:
         }
         return web.json(body, status=200 if ready else 503)
 
+    # aiohttp rejects a charset inside content_type, so the exposition format's media type is
+    # given without prometheus_client's "; charset=utf-8" suffix (the body is UTF-8 anyway).
+    metrics_content_type = "text/plain"
+
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(REGISTRY), content_type=CONTENT_TYPE_LATEST)
+        return web.bytes(generate_latest(REGISTRY), content_type=metrics_content_type)

@@ -90,6 +90,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from defectline.streams.worker import build_worker
 
     config = load_plant(args)
+    config.worker.data_dir.mkdir(parents=True, exist_ok=True)
     ensure_topics(config.kafka)
     worker = build_worker(config)
     faust.Worker(
@@ -136,9 +137,10 @@ def run_db_migrate(args: argparse.Namespace) -> int:
 
     config = load_plant(args)
     applied = migrate_sync(config.database)
+    database = config.database
     print(
-        f"database {config.database.host}:{config.database.port}/{config.database.dbname}: "
-        f"{len(applied)} migration(s) applied" + (f" ({', '.join(applied)})" if applied else "")
+        f"database {database.host}:{database.port}/{database.dbname} is at schema version "
+        f"{applied[-1] if applied else 'none'} (migrations in place: {', '.join(applied) or 'none'})"
     )
     return 0
 
@@ -157,19 +159,19 @@ def run_stack(args: argparse.Namespace) -> int:
     from defectline.deploy.local.stack import LocalStack
 
     stack = LocalStack()
-    if args.action == "start":
-        info = stack.start()
-        print(f"Kafka      {info.kafka_bootstrap}\nPostgreSQL {info.conninfo}")
-    elif args.action == "stop":
+    if args.action == "stop":
         stack.stop()
         print("local stack stopped")
-    else:
-        info = stack.status()
-        print(
-            "local stack is not running"
-            if info is None
-            else f"Kafka      {info.kafka_bootstrap}\nPostgreSQL {info.conninfo}"
-        )
+        return 0
+    info = stack.start() if args.action == "start" else stack.status()
+    if info is None:
+        print("local stack is not running; start it with: defectline stack start")
+        return 3
+    print(f"Kafka      {info.kafka_bootstrap}\nPostgreSQL {info.conninfo}\n")
+    print("Point the other commands at this stack with:")
+    print(f"  export DEFECTLINE_KAFKA__BOOTSTRAP_SERVERS={info.kafka_bootstrap}")
+    print(f"  export DEFECTLINE_DATABASE__HOST={info.postgres_host}")
+    print(f"  export DEFECTLINE_DATABASE__PORT={info.postgres_port}")
     return 0
 
 

@@ -45,11 +45,15 @@ def load_config(
         source = str(path)
 
     environ = os.environ if environ is None else environ
+    applied = []
     for name, raw in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name in ENV_NOT_CONFIG:
             continue
         keys = name[len(ENV_PREFIX) :].lower().split(ENV_NESTING)
         _set_path(document, keys, _parse_env_value(raw), origin=name)
+        applied.append(name)
+    if applied:
+        source = f"{source} with environment overrides {', '.join(applied)}"
     if overrides:
         document = _merge(document, overrides)
 
@@ -148,9 +152,14 @@ def _describe_validation_error(exc: ValidationError, source: str) -> str:
             message = "required key is missing"
         else:
             message = error["msg"]
-            if "input" in error and error["type"] not in ("model_type", "union_tag_invalid"):
-                shown = error["input"]
-                if "password" in location:
+            shown = error.get("input")
+            # Only single values are echoed: a section's input holds its siblings, and so
+            # possibly a password, while the message already names what was wrong.
+            if isinstance(shown, str | int | float | bool) and error["type"] not in (
+                "model_type",
+                "union_tag_invalid",
+            ):
+                if any(word in location.lower() for word in ("password", "secret", "token")):
                     shown = "***"
                 message = f"{message} (got {shown!r})"
         lines.append(f"  {location}: {message}")

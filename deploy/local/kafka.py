@@ -222,6 +222,10 @@ class KafkaBroker:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
+            # Frames are whole images; these match the 10 MiB default of kafka.max_message_bytes
+            # plus room for headers, so the topic settings are the only limit users change.
+            "message.max.bytes": "11534336",
+            "replica.fetch.max.bytes": "11534336",
         }
         lines = [f"{key}={value}" for key, value in settings.items()]
         self.properties_path.write_text("\n".join(lines) + "\n")

@@ -90,8 +90,21 @@ def test_environment_override_out_of_range_index_is_named():
 
 
 def test_environment_override_is_validated():
-    with pytest.raises(ConfigError, match=r"database\.port"):
+    with pytest.raises(ConfigError, match=r"database\.port") as error:
         load_config(environ={"DEFECTLINE_DATABASE__PORT": "0"})
+    assert "DEFECTLINE_DATABASE__PORT" in str(error.value)
+
+
+def test_section_error_does_not_echo_secrets(tmp_path):
+    document = demo_document()
+    document["database"]["password"] = "s3cret-pw"
+    document["cameras"][1]["station"] = "station-9"
+    with pytest.raises(ConfigError) as error:
+        load_config(write_plant(tmp_path, document), environ={"DEFECTLINE_PLCS__1__PASSWORD": "pw2"})
+    message = str(error.value)
+    assert "station-9" in message
+    assert "s3cret-pw" not in message
+    assert "pw2" not in message
 
 
 def test_cli_masks_secrets_in_log_and_output(tmp_path, caplog, capsys):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 import time
+import urllib.request
 from datetime import UTC, datetime
 
 import cv2
@@ -100,6 +102,22 @@ def test_frame_reaches_plcs_and_database(start_line, consume, kafka_bootstrap):
     assert row[0] == verdict.class_name
     assert row[1] == pytest.approx(verdict.confidence, abs=1e-12)
 
+    base_url = f"http://127.0.0.1:{line.config.worker.web_port}"
+    with urllib.request.urlopen(f"{base_url}/health", timeout=5) as response:
+        health = json.loads(response.read())
+    assert health["status"] == "ok"
+    assert health["plcs"] == {"line1-modbus": "connected", "line1-opcua": "connected"}
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:
+        assert response.status == 200
+        metrics = response.read().decode()
+    assert 'defectline_frames_in_total{camera="cam-1"} 1.0' in metrics
+    outcome = verdict.outcome.value
+    assert (
+        f'defectline_verdicts_total{{class_name="{verdict.class_name}",outcome="{outcome}",'
+        'station="station-1"} 1.0'
+    ) in metrics
+    assert 'defectline_plc_writes_total{plc="line1-opcua",status="ok"} 1.0' in metrics
+
 
 async def read_opcua(endpoint: str, station: str) -> dict[str, object]:
     async with Client(endpoint, timeout=5) as client:
@@ -156,3 +174,16 @@ def test_wrong_header_is_dead_lettered(start_line, consume, kafka_bootstrap):
     assert letter.error_type == "FrameHeaderError"
     assert "station_id" in letter.reason
     assert letter.source is not None and letter.source.offset == 0
+
+
+def test_frame_larger_than_1mb_is_inspected(start_line, consume):
+    line = start_line()
+    noise = np.random.default_rng(11).integers(0, 256, (1200, 1200, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", noise)[1].tobytes()
+    assert len(png) > 3_000_000
+    publish(line, "cam-2", 5, png)
+
+    verdicts = consume(line.topic(topics.VERDICTS), lambda messages: len(messages) >= 1)
+    verdict = Verdict.from_json(verdicts[0].value())
+    assert verdict.frame_id == "test-5"
+    assert verdict.class_name == DEMO_CLASSES[int(expected_demo_scores(png).argmax())]
