@@ -139,6 +139,10 @@ class PlcRouter:
             delay_s = self._retry_delay_ms / 1000
             if deadline is None and report.attempts >= self._max_attempts:
                 return report.finish(WriteStatus.FAILED)
+            if deadline is None and not self._writers[output.plc].is_connected:
+                # The writer reconnects in the background; waiting here would only make every
+                # later verdict of the line late as well.
+                return report.finish(WriteStatus.FAILED)
             if deadline is not None and deadline.remaining_s() <= 0:
                 return await self._fail_safe(station, output, values, report)
             if deadline is not None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import faust
@@ -39,6 +39,9 @@ RECORD_BATCH_WAIT_S = 0.2
 LAG_INTERVAL_S = 5.0
 ROUTING_BATCH_SIZE = 64
 ROUTING_BATCH_WAIT_S = 0.002
+# Frame ids remembered per camera and PLC. A replay covers only unacknowledged verdicts, at
+# most a few routing batches, so a verdict older than this is written again if replayed.
+ROUTING_REMEMBERED_FRAMES = 256
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Worker:
     executor: ThreadPoolExecutor
     state: dict[str, str] = field(default_factory=dict)
     handshakes: dict[str, StationHandshake] = field(default_factory=dict)
+    plcs_attempted: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 def build_worker(config: PlantConfig, inspector: Inspector | None = None) -> Worker:
@@ -98,8 +102,8 @@ def _attach_inference(worker: Worker) -> None:
 def _attach_routing(worker: Worker) -> None:
     worker.handshakes = build_handshakes(worker.config, worker.writers)
     router = PlcRouter(worker.config, worker.writers, handshakes=worker.handshakes)
-    # Last capture time written per camera and PLC, kept in a changelog-backed table so a
-    # restarted worker replaying uncommitted verdicts does not write a part to a PLC twice.
+    # The frames last written per camera and PLC, kept in a changelog-backed table so a
+    # restarted worker replaying unacknowledged verdicts does not write a part to a PLC twice.
     progress = worker.app.Table(
         "plc-progress",
         default=dict,
@@ -109,6 +113,9 @@ def _attach_routing(worker: Worker) -> None:
 
     @worker.app.agent(worker.topics.verdicts, name="routing")
     async def routing(stream: faust.StreamT) -> None:
+        # The first connection attempt comes first, so the verdicts waiting at start-up are
+        # not failed merely because the PLC connection was still being opened.
+        await worker.plcs_attempted.wait()
         async for events in processed_batches(stream, ROUTING_BATCH_SIZE, ROUTING_BATCH_WAIT_S):
             await _route_batch(worker, router, progress, events)
 
@@ -122,7 +129,7 @@ async def _route_batch(
     the events are acknowledged only after that, so no result is lost if the worker dies.
     """
     pending = []
-    written: dict[str, dict[str, str]] = {}
+    written: dict[str, dict[str, list[str]]] = {}
     partitions: dict[str, int] = {}
     for event in events:
         try:
@@ -139,28 +146,33 @@ async def _route_batch(
             continue
         camera = verdict.camera_id
         if camera not in written:
-            written[camera] = dict(progress.get(camera) or {})
+            written[camera] = {plc: list(ids) for plc, ids in (progress.get(camera) or {}).items()}
         partitions[camera] = event.message.partition
-        last_written = written[camera]
-        done = frozenset(
-            plc
-            for plc, last in last_written.items()
-            if datetime.fromisoformat(last) >= verdict.captured_at
-        )
+        recent = written[camera]
+        done = frozenset(plc for plc, ids in recent.items() if verdict.frame_id in ids)
+        if done:
+            logger.info(
+                "verdict already written, skipped on replay camera=%s frame=%s plcs=%s",
+                camera,
+                verdict.frame_id,
+                ",".join(sorted(done)),
+            )
         for result in await router.route(verdict, skip_plcs=done):
             value = result.to_json()
             pending.append(await worker.topics.plc_writes.send(key=camera.encode(), value=value))
             # A fail-safe or late result also closes the part: its verdict is never written.
             if result.status is not WriteStatus.FAILED:
-                last_written[result.plc] = verdict.captured_at.isoformat()
+                ids = recent.setdefault(result.plc, [])
+                ids.append(verdict.frame_id)
+                del ids[:-ROUTING_REMEMBERED_FRAMES]
     for future in pending:
         await future
 
     # Inside a batch Faust has no current event to take the changelog partition from, so each
     # camera's entry goes to the partition its verdicts came from, as table recovery expects.
-    for camera, last_written in written.items():
-        progress.data[camera] = last_written
-        progress.send_changelog(partitions[camera], camera, last_written)
+    for camera, recent in written.items():
+        progress.data[camera] = recent
+        progress.send_changelog(partitions[camera], camera, recent)
     # Deliver the table's changelog before the batch is acknowledged, so a worker killed after
     # the acknowledgement cannot lose the record of these writes and repeat them on restart.
     await worker.app.producer.flush()
@@ -270,6 +282,7 @@ def _attach_lifecycle(worker: Worker) -> None:
                 logger.warning(
                     "PLC not reachable at start plc=%s error=%s; writes will retry", name, exc
                 )
+        worker.plcs_attempted.set()
         for handshake in worker.handshakes.values():
             await handshake.start()
         READY.set(1)
@@ -279,6 +292,9 @@ def _attach_lifecycle(worker: Worker) -> None:
     async def close_clients(app: faust.App, **_: object) -> None:
         READY.set(0)
         worker.state["ready"] = "false"
+        # Faust stops the agents only after this signal. They are stopped first here, so no
+        # batch is written with closed clients; an interrupted batch was never acknowledged.
+        await app.agents.stop()
         for handshake in worker.handshakes.values():
             await handshake.stop()
         for writer in worker.writers.values():

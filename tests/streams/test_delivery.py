@@ -22,6 +22,12 @@ def count_rows(conninfo: str, query: str) -> int:
         return connection.execute(query).fetchone()[0]
 
 
+def missing_frames(conninfo: str) -> list[int]:
+    with psycopg.connect(conninfo, autocommit=True) as connection:
+        stored = {row[0] for row in connection.execute("SELECT sequence FROM inspections")}
+    return sorted(set(range(FRAMES)) - stored)
+
+
 def wait_until(condition, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -57,8 +63,13 @@ def test_worker_stopped_midstream_loses_nothing(start_line, tmp_path, signal_nam
     replacement.start(ready_timeout_s=120)
     camera.join(timeout=120)
 
-    wait_until(lambda: count_rows(conninfo, "SELECT count(DISTINCT frame_id) FROM inspections")
-               >= FRAMES, 120, "every frame to be stored")
+    try:
+        wait_until(
+            lambda: count_rows(conninfo, "SELECT count(DISTINCT frame_id) FROM inspections")
+            >= FRAMES, 120, "every frame to be stored",
+        )
+    except AssertionError as error:
+        raise AssertionError(f"{error}; missing sequences {missing_frames(conninfo)}") from None
     wait_until(lambda: count_rows(conninfo, "SELECT count(*) FROM plc_writes") >= 2 * FRAMES,
                60, "every PLC write to be recorded")
 
