@@ -170,12 +170,14 @@ async def _route_batch(
 
     # Inside a batch Faust has no current event to take the changelog partition from, so each
     # camera's entry goes to the partition its verdicts came from, as table recovery expects.
+    changelog = []
     for camera, recent in written.items():
         progress.data[camera] = recent
-        progress.send_changelog(partitions[camera], camera, recent)
+        changelog.append(progress.send_changelog(partitions[camera], camera, recent))
     # Deliver the table's changelog before the batch is acknowledged, so a worker killed after
     # the acknowledgement cannot lose the record of these writes and repeat them on restart.
-    await worker.app.producer.flush()
+    for future in changelog:
+        await future
 
 
 def _attach_recording(worker: Worker) -> None:
