@@ -57,7 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo.add_parser(commands)
     services.add_parsers(commands)
+    _describe_subcommands(commands)
     return parser
+
+
+def _describe_subcommands(commands: argparse._SubParsersAction) -> None:
+    """Give each subcommand's own --help the one-line help shown in the command list."""
+    for action in commands._choices_actions:
+        subparser = commands.choices[action.dest]
+        if subparser.description is None:
+            subparser.description = action.help
+        for nested in subparser._subparsers._group_actions if subparser._subparsers else ():
+            if isinstance(nested, argparse._SubParsersAction):
+                _describe_subcommands(nested)
 
 
 def load_plant(args: argparse.Namespace) -> PlantConfig:

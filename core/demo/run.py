@@ -20,7 +20,7 @@ from defectline.config.models import (
 )
 from defectline.demo.observer import TopicObserver
 from defectline.demo.processes import DemoError, SimulatorThread, WorkerProcess
-from defectline.demo.summary import DemoReport, build_report
+from defectline.demo.summary import Check, DemoReport, build_report
 from defectline.deploy.local.ports import free_port, is_port_free
 from defectline.errors import ConfigError
 
@@ -67,9 +67,17 @@ def run_demo(base: PlantConfig, options: DemoOptions, home: Path) -> DemoReport:
         observer.start()
         print(f"Starting the worker (log: {run_dir / 'worker.log'})")
         worker.start(ready_timeout_s=180)
-        expected = _run_cameras(config, options, run_dir)
+        expected, failures = _run_cameras(config, options, run_dir)
         _wait_for_results(observer, config, expected, options.timeout_s)
         report = build_report(config, observer.snapshot(), expected, simulators.simulators)
+        report.checks.insert(
+            0,
+            Check(
+                "every frame captured was delivered to Kafka",
+                failures == 0,
+                f"{failures} delivery failure(s)",
+            ),
+        )
         if options.folder is not None:
             report.notes.append(
                 "folder frames take the file's modification time as capture time, so the "
@@ -155,7 +163,7 @@ def _port_or_free(port: int) -> int:
     return port if is_port_free(port) else free_port()
 
 
-def _run_cameras(config: PlantConfig, options: DemoOptions, run_dir: Path) -> int:
+def _run_cameras(config: PlantConfig, options: DemoOptions, run_dir: Path) -> tuple[int, int]:
     """Publish the demo's frames from every enabled camera at once; return how many were sent."""
     from defectline.connectors.cameras.runner import run_camera
 
@@ -164,6 +172,7 @@ def _run_cameras(config: PlantConfig, options: DemoOptions, run_dir: Path) -> in
         raise DemoError("the configuration has no enabled camera")
     per_camera = None if options.folder is not None else max(1, options.frames // len(cameras))
     sent: dict[str, int] = {}
+    failures: dict[str, int] = {}
     errors: list[str] = []
 
     def publish(camera_id: str) -> None:
@@ -172,6 +181,7 @@ def _run_cameras(config: PlantConfig, options: DemoOptions, run_dir: Path) -> in
                 config, camera_id, max_frames=per_camera, state_dir=run_dir / "cameras" / camera_id
             )
             sent[camera_id] = stats.frames_sent
+            failures[camera_id] = stats.delivery_failures
         except Exception as exc:  # noqa: BLE001 - reported below with the camera id
             errors.append(f"camera {camera_id}: {exc}")
 
@@ -186,7 +196,7 @@ def _run_cameras(config: PlantConfig, options: DemoOptions, run_dir: Path) -> in
         thread.join()
     if errors:
         raise DemoError("; ".join(errors))
-    return sum(sent.values())
+    return sum(sent.values()), sum(failures.values())
 
 
 def _wait_for_results(
