@@ -123,13 +123,14 @@ def _attach_routing(worker: Worker) -> None:
 async def _route_batch(
     worker: Worker, router: PlcRouter, progress: Any, events: Sequence[faust.types.EventT]
 ) -> None:
-    """Write a batch of verdicts to their PLCs in order, then report every write's result.
+    """Write a batch of verdicts to their PLCs, then report every write's result.
 
-    The results are sent without waiting between verdicts and awaited together at the end;
-    the events are acknowledged only after that, so no result is lost if the worker dies.
+    Each camera's verdicts are written in order, and cameras run concurrently so one slow PLC
+    round trip does not hold up the other stations. The results are awaited together at the
+    end, and the events are acknowledged only after that, so no result is lost if the worker
+    dies.
     """
-    pending = []
-    written: dict[str, dict[str, list[str]]] = {}
+    by_camera: dict[str, list[Verdict]] = {}
     partitions: dict[str, int] = {}
     for event in events:
         try:
@@ -144,29 +145,22 @@ async def _route_batch(
                 exc.errors(include_url=False)[0]["msg"],
             )
             continue
-        camera = verdict.camera_id
-        if camera not in written:
-            written[camera] = {plc: list(ids) for plc, ids in (progress.get(camera) or {}).items()}
-        partitions[camera] = event.message.partition
-        recent = written[camera]
-        done = frozenset(plc for plc, ids in recent.items() if verdict.frame_id in ids)
-        if done:
-            logger.info(
-                "verdict already written, skipped on replay camera=%s frame=%s plcs=%s",
-                camera,
-                verdict.frame_id,
-                ",".join(sorted(done)),
-            )
-        for result in await router.route(verdict, skip_plcs=done):
-            value = result.to_json()
-            pending.append(await worker.topics.plc_writes.send(key=camera.encode(), value=value))
-            # A fail-safe or late result also closes the part: its verdict is never written.
-            if result.status is not WriteStatus.FAILED:
-                ids = recent.setdefault(result.plc, [])
-                ids.append(verdict.frame_id)
-                del ids[:-ROUTING_REMEMBERED_FRAMES]
-    for future in pending:
-        await future
+        by_camera.setdefault(verdict.camera_id, []).append(verdict)
+        partitions[verdict.camera_id] = event.message.partition
+
+    written = {
+        camera: {plc: list(ids) for plc, ids in (progress.get(camera) or {}).items()}
+        for camera in by_camera
+    }
+    sends = await asyncio.gather(
+        *(
+            _route_camera(worker, router, verdicts, written[camera])
+            for camera, verdicts in by_camera.items()
+        )
+    )
+    for pending in sends:
+        for future in pending:
+            await future
 
     # Inside a batch Faust has no current event to take the changelog partition from, so each
     # camera's entry goes to the partition its verdicts came from, as table recovery expects.
@@ -178,6 +172,31 @@ async def _route_batch(
     # the acknowledgement cannot lose the record of these writes and repeat them on restart.
     for future in changelog:
         await future
+
+
+async def _route_camera(
+    worker: Worker, router: PlcRouter, verdicts: list[Verdict], recent: dict[str, list[str]]
+) -> list[Any]:
+    """Write one camera's verdicts in order; return the pending sends of their results."""
+    pending = []
+    for verdict in verdicts:
+        done = frozenset(plc for plc, ids in recent.items() if verdict.frame_id in ids)
+        if done:
+            logger.info(
+                "verdict already written, skipped on replay camera=%s frame=%s plcs=%s",
+                verdict.camera_id,
+                verdict.frame_id,
+                ",".join(sorted(done)),
+            )
+        for result in await router.route(verdict, skip_plcs=done):
+            key = verdict.camera_id.encode()
+            pending.append(await worker.topics.plc_writes.send(key=key, value=result.to_json()))
+            # A fail-safe or late result also closes the part: its verdict is never written.
+            if result.status is not WriteStatus.FAILED:
+                ids = recent.setdefault(result.plc, [])
+                ids.append(verdict.frame_id)
+                del ids[:-ROUTING_REMEMBERED_FRAMES]
+    return pending
 
 
 def _attach_recording(worker: Worker) -> None:
