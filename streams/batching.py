@@ -31,7 +31,7 @@ async def processed_batches(
 ) -> AsyncIterator[list[faust.types.EventT]]:
     """Yield lists of up to `max_size` events, waiting at most `max_wait_s` to fill one.
 
-    Each batch is acknowledged when the caller's loop body for it has completed, never when it
+    Each batch is acknowledged when the caller requests the next batch, that is after its loop body completed, never when it
     raised or was cancelled. Events keep the order in which the stream delivered them.
     """
     source = stream.noack()

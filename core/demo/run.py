@@ -164,7 +164,7 @@ def _port_or_free(port: int) -> int:
 
 
 def _run_cameras(config: PlantConfig, options: DemoOptions, run_dir: Path) -> tuple[int, int]:
-    """Publish the demo's frames from every enabled camera at once; return how many were sent."""
+    """Publish the frames of every enabled camera at once; return (delivered, failed delivery)."""
     from defectline.connectors.cameras.runner import run_camera
 
     cameras = [camera for camera in config.cameras if camera.enabled]
