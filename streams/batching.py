@@ -3,8 +3,8 @@
 Faust's own iterators (`Stream.events`, `Stream.take_events`, faust-streaming 0.15) acknowledge
 the events in flight when the agent is cancelled or raises, so a worker stopped mid-batch
 commits offsets of events whose effects never happened. Here a batch is acknowledged only when
-the agent asks for the next one; a batch interrupted by shutdown or an error stays unacknowledged
-and the next worker processes it again.
+the agent requests the next one. A batch interrupted by shutdown or an error stays
+unacknowledged, and the next worker processes it again.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ async def processed_batches(
 ) -> AsyncIterator[list[faust.types.EventT]]:
     """Yield lists of up to `max_size` events, waiting at most `max_wait_s` to fill one.
 
-    Each batch is acknowledged when the caller requests the next batch, that is after its loop body completed, never when it
-    raised or was cancelled. Events keep the order in which the stream delivered them.
+    Each batch is acknowledged when the caller requests the next batch, so after its loop body
+    completed, and never when the body raised or was cancelled. Events keep the order in which
+    the stream delivered them.
     """
     source = stream.noack()
     queue: asyncio.Queue[faust.types.EventT | _SourceStopped] = asyncio.Queue(maxsize=max_size)
