@@ -107,6 +107,7 @@ class PlcWriter(ABC):
         self._write_lock = asyncio.Lock()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._last_error = "never connected"
+        self._connections = 0
 
     @property
     def name(self) -> str:
@@ -119,6 +120,11 @@ class PlcWriter(ABC):
     @property
     def is_connected(self) -> bool:
         return self._state is ConnectionState.CONNECTED
+
+    @property
+    def connections(self) -> int:
+        """How many times a client was connected; a new value means a new client and session."""
+        return self._connections
 
     @property
     def timeout_s(self) -> float:
@@ -197,6 +203,28 @@ class PlcWriter(ABC):
                 self._last_error = exc.reason
                 await self._lose_connection()
                 raise
+
+    async def subscribe(self, output: PlcOutput, interval_ms: int) -> InputSubscription:
+        """Subscribe to changes of the points or nodes of `output` on the current client.
+
+        Only protocols with subscriptions implement it (OPC UA); the subscription lives as long
+        as the client, so after a reconnect (`connections` changed) the caller subscribes again.
+        """
+        raise PlcError(
+            f"PLC '{self.name}' ({self.type_key}) has no subscriptions; poll it with read()"
+        )
+
+    async def connection_lost(self, client: object, reason: str) -> None:
+        """Drop `client` and reconnect, when a protocol library reports it dead between requests."""
+        async with self._write_lock:
+            if self._state is not ConnectionState.CONNECTED or not self._is_current(client):
+                return
+            self._last_error = reason
+            await self._lose_connection()
+
+    def _is_current(self, client: object) -> bool:
+        """True when `client` is the writer's current client; protocols with callbacks override."""
+        return False
 
     async def wait_connected(self, timeout_s: float) -> bool:
         """Wait until the writer is connected; return False when `timeout_s` passes first."""
@@ -279,6 +307,7 @@ class PlcWriter(ABC):
             await self._discard_client_quietly()
             return
         self._state = ConnectionState.CONNECTED
+        self._connections += 1
         self._connected.set()
         logger.info("plc connected plc=%s endpoint=%s", self.name, self.endpoint)
 
@@ -345,6 +374,18 @@ class PlcWriter(ABC):
                 attempt += 1
                 continue
             return
+
+
+class InputSubscription(ABC):
+    """Value changes of a PLC's input points or nodes, in the order the PLC reported them."""
+
+    @abstractmethod
+    async def next_changes(self, timeout_s: float) -> list[tuple[VerdictField, Value | None]]:
+        """Return the changes that arrived, waiting up to `timeout_s`; [] when none came."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """End the subscription; quiet when the client is already gone."""
 
 
 _REGISTRY: dict[str, type[PlcWriter]] = {}

@@ -3,7 +3,9 @@
 The signal sequence, register map and node set are documented in docs/plc.md. In short:
 
 1. The PLC raises `trigger` for each part (a counter that changes, or a bool that rises) and
-   puts the part's number into `part_id`. The inspector polls both every `poll_interval_ms`.
+   puts the part's number into `part_id`. Over Modbus the inspector polls both (and the ack)
+   every `poll_interval_ms`; over OPC UA it subscribes to their data changes, so a bool that
+   rises and falls between two publish responses is still seen.
 2. For each verdict the inspector writes the station's result values and `result_sequence`
    (1..65535, then 1 again), and only then sets `result_valid`.
 3. With an `ack` point the PLC confirms the result (a bool set to true, or an integer set to
@@ -19,7 +21,8 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -31,7 +34,7 @@ from defectline.config.models import (
     StationConfig,
     VerdictField,
 )
-from defectline.connectors.plc.base import PlcWriter, Value
+from defectline.connectors.plc.base import InputSubscription, PlcWriter, Value
 from defectline.connectors.plc.errors import PlcError, PlcWriteError
 
 logger = logging.getLogger(__name__)
@@ -45,10 +48,20 @@ HEARTBEAT_MODULUS = 32768
 
 @dataclass(frozen=True)
 class PartTrigger:
-    """One part announced by the PLC: its id (None without a part_id point) and when it was seen."""
+    """One part announced by the PLC: its id (None without a part_id point) and when it was seen.
+
+    `number` counts the triggers of one handshake from 1, so parts without a part id can be
+    told apart.
+    """
 
     part_id: str | None
     triggered_at: datetime
+    number: int = 0
+
+
+# How a part was settled: a verdict was routed for it, or its fail-safe was written instead.
+SETTLED_BY_VERDICT = "verdict"
+SETTLED_BY_FAIL_SAFE = "fail_safe"
 
 
 class StationHandshake:
@@ -65,6 +78,9 @@ class StationHandshake:
         self.config: HandshakeConfig = station.handshake
         self._writer = writer
         self._inputs = self._output(VerdictField.TRIGGER, VerdictField.PART_ID)
+        # OPC UA inputs come by subscription (trigger, part id and ack in one); Modbus polls.
+        self._subscribed = bool(self.config.nodes)
+        self._watched = self._output(VerdictField.TRIGGER, VerdictField.PART_ID, VerdictField.ACK)
         self._ack = self._output(VerdictField.ACK)
         self._strobe = self._output(VerdictField.RESULT_VALID)
         self._heartbeat = self._output(VerdictField.HEARTBEAT)
@@ -73,6 +89,12 @@ class StationHandshake:
         self.parts: deque[PartTrigger] = deque(maxlen=PART_HISTORY)
         self.result_sequence = 0
         self._last_trigger: Value | None = None
+        self._part_value: Value | None = None
+        self._triggers = 0
+        self._settled: OrderedDict[int, str] = OrderedDict()
+        self._listeners: list[Callable[[PartTrigger], None]] = []
+        self._awaited_sequence: int | None = None
+        self._acked = asyncio.Event()
         self._strobe_up = False
         self._lock = asyncio.Lock()
         self._release_task: asyncio.Task[None] | None = None
@@ -82,11 +104,35 @@ class StationHandshake:
     def plc(self) -> str:
         return self.config.plc
 
+    @property
+    def input_lag_ms(self) -> int:
+        """How long after the PLC changed an input the inspector may see it, at most."""
+        if self._subscribed:
+            return max(self.config.sampling_interval_ms, 1)
+        return self.config.poll_interval_ms
+
+    def add_trigger_listener(self, listener: Callable[[PartTrigger], None]) -> None:
+        """Call `listener` with every new part trigger, on the event loop, right when it is seen."""
+        self._listeners.append(listener)
+
+    def settle(self, trigger: PartTrigger, by: str) -> bool:
+        """Record how `trigger`'s part got its result; False when its fail-safe came first.
+
+        A part settled by its fail-safe takes no verdict afterwards, and a part settled by a
+        verdict gets no fail-safe; further verdicts of the same part are allowed.
+        """
+        settled = self._settled.get(trigger.number)
+        if settled == SETTLED_BY_FAIL_SAFE or (settled is not None and by == SETTLED_BY_FAIL_SAFE):
+            return False
+        self._settled[trigger.number] = by
+        while len(self._settled) > PART_HISTORY:
+            self._settled.popitem(last=False)
+        return True
+
     async def start(self) -> None:
-        """Start polling the trigger and, when mapped, writing the heartbeat."""
-        self._tasks.append(
-            asyncio.create_task(self._poll_loop(), name=f"handshake-poll-{self.station_id}")
-        )
+        """Start reading the trigger (subscribed or polled) and, when mapped, the heartbeat."""
+        loop = self._subscription_loop() if self._subscribed else self._poll_loop()
+        self._tasks.append(asyncio.create_task(loop, name=f"handshake-inputs-{self.station_id}"))
         if self._heartbeat is not None:
             self._tasks.append(
                 asyncio.create_task(
@@ -94,10 +140,11 @@ class StationHandshake:
                 )
             )
         logger.info(
-            "handshake started station=%s plc=%s poll_interval_ms=%d",
+            "handshake started station=%s plc=%s inputs=%s interval_ms=%d",
             self.station_id,
             self.plc,
-            self.config.poll_interval_ms,
+            "subscription" if self._subscribed else "polling",
+            self.config.sampling_interval_ms if self._subscribed else self.config.poll_interval_ms,
         )
 
     async def stop(self) -> None:
@@ -111,17 +158,22 @@ class StationHandshake:
         logger.info("handshake stopped station=%s plc=%s", self.station_id, self.plc)
 
     def part_for(self, captured_at: datetime) -> str | None:
-        """Return the part id of the latest trigger before `captured_at`, within the window.
+        """Return the part id of the latest trigger before `captured_at`, within the window."""
+        trigger = self.trigger_for(captured_at)
+        return None if trigger is None else trigger.part_id
 
-        A trigger is seen up to one poll interval after the PLC raised it, so a frame captured
-        that much before the trigger was seen still belongs to it.
+    def trigger_for(self, captured_at: datetime) -> PartTrigger | None:
+        """Return the latest trigger before `captured_at`, within the part window.
+
+        A trigger is seen up to one poll (or sampling) interval after the PLC raised it, so a
+        frame captured that much before the trigger was seen still belongs to it.
         """
-        lag = timedelta(milliseconds=self.config.poll_interval_ms)
+        lag = timedelta(milliseconds=self.input_lag_ms)
         window = timedelta(milliseconds=self.config.part_window_ms)
         for trigger in reversed(self.parts):
             if trigger.triggered_at - lag <= captured_at:
                 if captured_at - trigger.triggered_at <= window:
-                    return trigger.part_id
+                    return trigger
                 return None
         return None
 
@@ -140,6 +192,9 @@ class StationHandshake:
                 self._strobe_up = False
 
             sequence = self.result_sequence % SEQUENCE_MAX + 1
+            # Acks count from here on, so one that comes before the strobe write returns is kept.
+            self._awaited_sequence = sequence
+            self._acked.clear()
             result = self._with_sequence(output)
             await self._writer.write(result, {**values, VerdictField.RESULT_SEQUENCE: sequence})
             self.result_sequence = sequence
@@ -155,8 +210,6 @@ class StationHandshake:
     # --- tasks ----------------------------------------------------------------------------------
 
     async def _poll_loop(self) -> None:
-        from defectline.streams.metrics import HANDSHAKE_EVENTS
-
         interval_s = self.config.poll_interval_ms / 1000
         while True:
             if not self._writer.is_connected:
@@ -170,13 +223,79 @@ class StationHandshake:
                 await asyncio.sleep(interval_s)
                 continue
 
-            if self._is_new_part(values.get(VerdictField.TRIGGER)):
-                part = values.get(VerdictField.PART_ID)
-                trigger = PartTrigger(None if part is None else str(part), datetime.now(UTC))
-                self.parts.append(trigger)
-                HANDSHAKE_EVENTS.labels(station=self.station_id, event="trigger").inc()
-                logger.debug("part triggered station=%s part=%s", self.station_id, trigger.part_id)
+            self._part_value = values.get(VerdictField.PART_ID)
+            self._on_trigger_value(values.get(VerdictField.TRIGGER))
             await asyncio.sleep(interval_s)
+
+    async def _subscription_loop(self) -> None:
+        """Subscribe to trigger, part id and ack; subscribe again with every new client."""
+        interval_s = max(self.config.sampling_interval_ms, 20) / 1000
+        watched = self._watched
+        if watched is None:
+            return
+        while True:
+            if not self._writer.is_connected:
+                await self._writer.wait_connected(max(interval_s, 1.0))
+                continue
+            connection = self._writer.connections
+            try:
+                subscription = await self._writer.subscribe(
+                    watched, self.config.sampling_interval_ms
+                )
+            except PlcError as exc:
+                logger.warning(
+                    "handshake subscription failed station=%s plc=%s error=%s; retrying",
+                    self.station_id,
+                    self.plc,
+                    exc,
+                )
+                await asyncio.sleep(max(interval_s, 1.0))
+                continue
+            try:
+                await self._follow(subscription, connection, interval_s)
+            except PlcError as exc:
+                logger.warning(
+                    "handshake subscription ended station=%s plc=%s error=%s",
+                    self.station_id,
+                    self.plc,
+                    exc,
+                )
+            finally:
+                await subscription.close()
+
+    async def _follow(
+        self, subscription: InputSubscription, connection: int, interval_s: float
+    ) -> None:
+        """Apply the changes of `subscription` until the writer's client changes or drops."""
+        while self._writer.is_connected and self._writer.connections == connection:
+            for field, value in await subscription.next_changes(interval_s):
+                if field is VerdictField.PART_ID:
+                    self._part_value = value
+                elif field is VerdictField.TRIGGER:
+                    self._on_trigger_value(value)
+                elif field is VerdictField.ACK:
+                    self._on_ack_value(value)
+
+    def _on_trigger_value(self, value: Value | None) -> None:
+        from defectline.streams.metrics import HANDSHAKE_EVENTS
+
+        if not self._is_new_part(value):
+            return
+        part = self._part_value
+        self._triggers += 1
+        trigger = PartTrigger(
+            None if part is None else str(part), datetime.now(UTC), self._triggers
+        )
+        self.parts.append(trigger)
+        HANDSHAKE_EVENTS.labels(station=self.station_id, event="trigger").inc()
+        logger.debug("part triggered station=%s part=%s", self.station_id, trigger.part_id)
+        for listener in self._listeners:
+            listener(trigger)
+
+    def _on_ack_value(self, value: Value | None) -> None:
+        sequence = self._awaited_sequence
+        if sequence is not None and _is_ack(value, sequence):
+            self._acked.set()
 
     def _is_new_part(self, trigger: Value | None) -> bool:
         previous, self._last_trigger = self._last_trigger, trigger
@@ -221,6 +340,14 @@ class StationHandshake:
     async def _wait_ack(self, sequence: int) -> bool:
         if self._ack is None:
             return False
+        if self._subscribed:
+            # A bool ack still true from the previous result does not count: only a change
+            # reported after this result's values were written does.
+            try:
+                await asyncio.wait_for(self._acked.wait(), self.config.ack_timeout_ms / 1000)
+            except TimeoutError:
+                return False
+            return True
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + self.config.ack_timeout_ms / 1000
         while loop.time() < give_up_at:

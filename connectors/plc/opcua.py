@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
 
 from asyncua import Client, ua
 from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
@@ -13,6 +14,7 @@ from asyncua.ua.uaerrors import UaError
 from defectline.config.models import OpcUaNode, OpcUaPlcConfig, PlcOutput, VerdictField
 from defectline.connectors.plc.base import (
     WRITE_RANKS,
+    InputSubscription,
     PlcWriter,
     ReconnectPolicy,
     Value,
@@ -22,9 +24,11 @@ from defectline.connectors.plc.errors import (
     PlcCodecError,
     PlcConnectError,
     PlcConnectionLostError,
+    PlcNotConnectedError,
     PlcValueError,
     PlcWriteRejectedError,
 )
+from defectline.connectors.plc.opcua_subscription import OpcUaInputSubscription
 from defectline.connectors.plc.variants import to_variant, variant_type_of
 
 logger = logging.getLogger(__name__)
@@ -116,13 +120,58 @@ class OpcUaWriter(PlcWriter):
         self._client: Client | None = None
         self._node_ids: dict[str, ua.NodeId] = {}
         self._types: dict[str, ua.VariantType] = {}
+        self._lost_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def endpoint(self) -> str:
         return self._opcua.endpoint
 
+    async def subscribe(self, output: PlcOutput, interval_ms: int) -> InputSubscription:
+        """Subscribe to data changes of the nodes of `output` on the current session."""
+        nodes = list(output.nodes)
+        targets = ", ".join(node.target for node in nodes)
+        async with self._write_lock:
+            client = self._client
+            if client is None or not self.is_connected:
+                raise PlcNotConnectedError(self.name, self.endpoint, targets, "not connected")
+            try:
+                return await self._subscribe(client, nodes, targets, interval_ms)
+            except PlcConnectionLostError as exc:
+                self._last_error = exc.reason
+                await self._lose_connection()
+                raise
+
+    async def _subscribe(
+        self, client: Client, nodes: list[OpcUaNode], targets: str, interval_ms: int
+    ) -> InputSubscription:
+        await self._load_nodes_for_request(client, nodes)
+        node_ids = {node: self._node_ids[node.target] for node in nodes}
+        limit_s = self.timeout_s * 2
+        try:
+            async with asyncio.timeout(limit_s):
+                return await OpcUaInputSubscription.create(self.name, client, node_ids, interval_ms)
+        except TimeoutError as exc:
+            reason = f"creating the subscription got no response within {limit_s:g} s"
+            raise PlcConnectionLostError(self.name, self.endpoint, targets, reason) from exc
+        except (OSError, ConnectionError) as exc:
+            raise PlcConnectionLostError(self.name, self.endpoint, targets, _reason(exc)) from exc
+        except UaError as exc:
+            raise PlcWriteRejectedError(self.name, self.endpoint, targets, _reason(exc)) from exc
+
+    def _is_current(self, client: object) -> bool:
+        return client is not None and client is self._client
+
+    async def _on_client_lost(self, client: Client, exc: Exception) -> None:
+        """asyncua's watchdog found the session dead; drop the client outside its own task."""
+        task = asyncio.create_task(
+            self.connection_lost(client, _reason(exc)), name=f"opcua-lost-{self.name}"
+        )
+        self._lost_tasks.add(task)
+        task.add_done_callback(self._lost_tasks.discard)
+
     async def _open(self) -> None:
         client = new_client(self._opcua)
+        client.connection_lost_callback = partial(self._on_client_lost, client)
         self._client = client
         self._node_ids = {}
         self._types = {}

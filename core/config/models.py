@@ -586,7 +586,14 @@ class HandshakeConfig(Section):
     points: tuple[ModbusPoint, ...] = ()
     nodes: tuple[OpcUaNode, ...] = ()
     poll_interval_ms: int = Field(
-        20, ge=5, le=10_000, description="Period of reading the trigger, part id and ack"
+        20, ge=5, le=10_000, description="Modbus: period of reading the trigger, part id and ack"
+    )
+    sampling_interval_ms: int = Field(
+        50,
+        ge=0,
+        le=10_000,
+        description="OPC UA: sampling and publishing interval of the subscription to the "
+        "trigger, part id and ack",
     )
     part_window_ms: int = Field(
         1000,
