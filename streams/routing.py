@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from defectline.config.models import PlantConfig, PlcOutput, StationConfig, VerdictField
 from defectline.connectors.plc.base import PlcWriter, Value
-from defectline.connectors.plc.handshake import StationHandshake
+from defectline.connectors.plc.handshake import (
+    SETTLED_BY_VERDICT,
+    PartTrigger,
+    StationHandshake,
+)
 from defectline.errors import DefectlineError
 from defectline.schemas.plc_writes import PlcWriteResult, WriteStatus
 from defectline.schemas.verdicts import Outcome, Verdict
@@ -90,8 +94,102 @@ class PlcRouter:
         part_id = self._part_id(station, verdict)
         values[VerdictField.PART_ID] = _part_number(part_id)
         outputs = [output for output in station.outputs if output.plc not in skip_plcs]
+        if not self._claim_part(station, verdict):
+            return [self._not_written(station, output, verdict, part_id) for output in outputs]
         writes = (self._write(station, output, verdict, values, part_id) for output in outputs)
         return list(await asyncio.gather(*writes))
+
+    async def fail_safe_part(
+        self, station: StationConfig, trigger: PartTrigger
+    ) -> list[PlcWriteResult]:
+        """Write the fail-safe for a triggered part that has no result by its deadline.
+
+        Called once per part by `PartDeadlines`, after the part was settled by its fail-safe,
+        so a verdict that arrives later is not written (`route` reports it as late).
+        """
+        deadline_ms = station.result_deadline_ms or 0
+        deadline = Deadline(trigger.triggered_at + timedelta(milliseconds=deadline_ms))
+        values: dict[VerdictField, Value] = {
+            VerdictField.REJECT: False,
+            VerdictField.UNCERTAIN: False,
+            VerdictField.CLASS_CODE: 0,
+            VerdictField.CONFIDENCE: 0.0,
+            VerdictField.SEQUENCE: 0,
+            VerdictField.FRAME_SEQUENCE: 0,
+            VerdictField.PART_ID: _part_number(trigger.part_id),
+        }
+        replacement = fail_safe_values(station, values)
+        results = []
+        for output in station.outputs:
+            attempts, status, error = 0, WriteStatus.LATE, "no verdict by the deadline"
+            if replacement is not None:
+                attempts, status = 1, WriteStatus.FAIL_SAFE
+                try:
+                    await self._send(station, output, replacement)
+                except DefectlineError as exc:
+                    PLC_WRITE_FAILURES.labels(plc=output.plc, error=type(exc).__name__).inc()
+                    error = f"no verdict by the deadline; fail-safe not written: {exc}"
+                else:
+                    action = station.fail_safe_action
+                    error = f"no verdict by the deadline; fail-safe {action} written"
+            misses = PLC_DEADLINE_MISSES.labels(
+                station=station.id, plc=output.plc, status=status.value
+            )
+            misses.inc()
+            logger.error(
+                "part without verdict at its deadline plc=%s station=%s part=%s trigger=%d "
+                "result_deadline_ms=%d outcome=%s",
+                output.plc,
+                station.id,
+                trigger.part_id,
+                trigger.number,
+                station.result_deadline_ms,
+                error,
+            )
+            PLC_WRITES.labels(plc=output.plc, status=status.value).inc()
+            written_at = datetime.now(UTC)
+            results.append(
+                PlcWriteResult(
+                    plc=output.plc,
+                    station_id=station.id,
+                    camera_id="",
+                    frame_id="",
+                    sequence=0,
+                    status=status,
+                    attempts=max(1, attempts),
+                    captured_at=trigger.triggered_at,
+                    written_at=written_at,
+                    latency_ms=(written_at - trigger.triggered_at).total_seconds() * 1000,
+                    error=error,
+                    part_id=trigger.part_id,
+                    deadline_at=deadline.at,
+                )
+            )
+        return results
+
+    def _claim_part(self, station: StationConfig, verdict: Verdict) -> bool:
+        """Settle the verdict's part by this verdict; False when its fail-safe was written."""
+        handshake = self._handshakes.get(station.id)
+        if verdict.part_id is not None or handshake is None:
+            return True
+        trigger = handshake.trigger_for(verdict.captured_at)
+        return trigger is None or handshake.settle(trigger, SETTLED_BY_VERDICT)
+
+    def _not_written(
+        self, station: StationConfig, output: PlcOutput, verdict: Verdict, part_id: str | None
+    ) -> PlcWriteResult:
+        logger.warning(
+            "verdict after its part's fail-safe, not written plc=%s station=%s camera=%s "
+            "frame=%s part=%s",
+            output.plc,
+            station.id,
+            verdict.camera_id,
+            verdict.frame_id,
+            part_id,
+        )
+        report = _Report(output.plc, verdict, part_id, deadline_for(station, verdict.captured_at))
+        report.error = "the part got its fail-safe at its deadline; verdict not written"
+        return report.finish(WriteStatus.LATE)
 
     def _part_id(self, station: StationConfig, verdict: Verdict) -> str | None:
         if verdict.part_id is not None:

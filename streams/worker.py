@@ -28,6 +28,7 @@ from defectline.streams.feedback import attach_feedback
 from defectline.streams.inference.inspector import Inspector
 from defectline.streams.inspection import InspectionStage
 from defectline.streams.metrics import CONSUMER_LAG, READY
+from defectline.streams.part_deadlines import PartDeadlines
 from defectline.streams.quality import attach_quality_records
 from defectline.streams.recorder import Recorder
 from defectline.streams.routing import PlcRouter, build_handshakes
@@ -57,6 +58,7 @@ class Worker:
     executor: ThreadPoolExecutor
     state: dict[str, str] = field(default_factory=dict)
     handshakes: dict[str, StationHandshake] = field(default_factory=dict)
+    part_deadlines: PartDeadlines | None = None
     plcs_attempted: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -102,6 +104,15 @@ def _attach_inference(worker: Worker) -> None:
 def _attach_routing(worker: Worker) -> None:
     worker.handshakes = build_handshakes(worker.config, worker.writers)
     router = PlcRouter(worker.config, worker.writers, handshakes=worker.handshakes)
+
+    async def emit_part_result(result: PlcWriteResult) -> None:
+        # A triggered part with no verdict by its deadline: its fail-safe result is recorded
+        # like every other PLC write result.
+        await worker.topics.plc_writes.send(key=result.station_id.encode(), value=result.to_json())
+
+    worker.part_deadlines = PartDeadlines(
+        worker.config, router, worker.handshakes, emit_part_result
+    )
     # The frames last written per camera and PLC, kept in a changelog-backed table so a
     # restarted worker replaying unacknowledged verdicts does not write a part to a PLC twice.
     progress = worker.app.Table(
@@ -316,6 +327,8 @@ def _attach_lifecycle(worker: Worker) -> None:
         # Faust stops the agents only after this signal. They are stopped first here, so no
         # batch is written with closed clients; an interrupted batch was never acknowledged.
         await app.agents.stop()
+        if worker.part_deadlines is not None:
+            await worker.part_deadlines.stop()
         for handshake in worker.handshakes.values():
             await handshake.stop()
         for writer in worker.writers.values():

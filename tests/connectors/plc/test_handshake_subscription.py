@@ -1,4 +1,4 @@
-"""OPC UA handshake inputs by subscription, against the asyncua simulator: pulses, ack, reconnect."""
+"""OPC UA handshake inputs by subscription against the asyncua simulator: pulses, ack, reconnect."""
 
 from __future__ import annotations
 
@@ -85,7 +85,9 @@ async def test_short_pulse_seen_and_part_correlated() -> None:
     await simulator.start()
     writer = create_writer(plc, [RESULT], reconnect=FAST_RECONNECT)
     await writer.connect()
-    handshake = StationHandshake(StationConfig(id="s1", outputs=(RESULT,), handshake=HANDSHAKE), writer)
+    handshake = StationHandshake(
+        StationConfig(id="s1", outputs=(RESULT,), handshake=HANDSHAKE), writer
+    )
     await handshake.start()
     try:
         await asyncio.sleep(0.3)  # the subscription's first notifications set the baseline
@@ -128,7 +130,9 @@ async def test_subscription_renewed_after_plc_restart() -> None:
     await simulator.start()
     writer = create_writer(plc, [RESULT], reconnect=FAST_RECONNECT)
     await writer.connect()
-    handshake = StationHandshake(StationConfig(id="s1", outputs=(RESULT,), handshake=HANDSHAKE), writer)
+    handshake = StationHandshake(
+        StationConfig(id="s1", outputs=(RESULT,), handshake=HANDSHAKE), writer
+    )
     await handshake.start()
     try:
         await asyncio.sleep(0.3)
