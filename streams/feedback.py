@@ -42,11 +42,17 @@ class FeedbackRejectedError(DefectlineError):
 
 
 def check_feedback(config: PlantConfig, feedback: Feedback) -> None:
-    """Raise `FeedbackRejectedError` when the report names a camera missing from the config."""
+    """Raise `FeedbackRejectedError` when the report names a camera or class the plant lacks."""
     known = sorted(camera.id for camera in config.cameras)
     if feedback.camera_id is not None and known and feedback.camera_id not in known:
         raise FeedbackRejectedError(
             f"camera '{feedback.camera_id}' is not in the plant configuration; use one of {known}"
+        )
+    classes = list(config.model.class_names)
+    if feedback.class_name is not None and classes and feedback.class_name not in classes:
+        raise FeedbackRejectedError(
+            f"class '{feedback.class_name}' is not a class of model "
+            f"'{config.model.name or config.model.path}'; use one of {classes}"
         )
 
 
@@ -84,6 +90,14 @@ def publish_feedback(config: PlantConfig, feedback: Feedback, timeout_s: float =
     )
 
 
+_FEEDBACK_KEYS = {
+    name
+    for field_name, field in Feedback.model_fields.items()
+    for name in (field_name, field.alias)
+    if name is not None and not name.endswith("_")
+}
+
+
 def parse_feedback_body(body: bytes) -> Feedback:
     """Validate a POST body as a report sent over HTTP, raising `FeedbackRejectedError`."""
     if len(body) > MAX_BODY_BYTES:
@@ -94,8 +108,16 @@ def parse_feedback_body(body: bytes) -> Feedback:
         document = json.loads(body or b"null")
     except json.JSONDecodeError as exc:
         raise FeedbackRejectedError(f"request body is not JSON: {exc}") from exc
+    if document is None:
+        raise FeedbackRejectedError("request body is empty; send a JSON object")
     if not isinstance(document, dict):
         raise FeedbackRejectedError("request body must be a JSON object")
+    # Reports come from people and scripts, not newer producers, so an unknown key is a typo.
+    unknown = sorted(set(document) - _FEEDBACK_KEYS)
+    if unknown:
+        raise FeedbackRejectedError(
+            f"unknown key(s) {unknown} in the request body; allowed: {sorted(_FEEDBACK_KEYS)}"
+        )
 
     document.setdefault("source", "http")
     try:

@@ -9,6 +9,11 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+# The confidence histogram and image statistics of a reference need this many frames at least
+# to be stable; an estimate, the default reference_frames is 500.
+MIN_CALIBRATION_FRAMES = 50
+
+
 def add_parser(commands: Any) -> None:
     drift = commands.add_parser("drift", help="drift detection tasks")
     tasks = drift.add_subparsers(dest="drift_command", required=True, metavar="TASK")
@@ -39,6 +44,12 @@ def run_rebuild_reference(args: argparse.Namespace) -> int:
     )
 
     config = load_plant(args)
+    frames = config.drift.reference_frames if args.frames is None else args.frames
+    if frames < MIN_CALIBRATION_FRAMES:
+        raise CalibrationError(
+            f"--frames is {frames}; give {MIN_CALIBRATION_FRAMES} or more, since a reference "
+            "from fewer frames makes ordinary variation look like drift"
+        )
     ensure_topics(config.kafka)
     if args.live:
         publish_reference(config, args.camera, None)
@@ -48,9 +59,6 @@ def run_rebuild_reference(args: argparse.Namespace) -> int:
         )
         return 0
 
-    frames = args.frames or config.drift.reference_frames
-    if frames < 1:
-        raise CalibrationError(f"--frames is {frames}; give 1 or more")
     version = latest_reference_version(config, args.camera) + 1
     profile = calibrate(config, args.camera, frames, version)
     publish_reference(config, args.camera, profile)

@@ -512,6 +512,22 @@ class PlcOutput(Section):
     points: tuple[ModbusPoint, ...] = ()
     nodes: tuple[OpcUaNode, ...] = ()
 
+    @model_validator(mode="after")
+    def _check_points_do_not_overlap(self) -> PlcOutput:
+        taken: dict[tuple[str, int], str] = {}
+        for point in self.points:
+            width = 2 if point.dtype in ("int32", "uint32", "float32") else 1
+            for address in range(point.address, point.address + width):
+                other = taken.get((point.table.value, address))
+                if other is not None:
+                    raise ValueError(
+                        f"points '{other}' and '{point.field.value}' overlap at "
+                        f"{point.table.value} address {address}; a 32-bit value takes two "
+                        "registers, so move one of them"
+                    )
+                taken[(point.table.value, address)] = point.field.value
+        return self
+
 
 Point = tuple[float, float]
 
@@ -755,23 +771,33 @@ class DriftConfig(Section):
         0.15, gt=0, le=10, description="PSI below which the confidence and class mix count as back"
     )
     uncertain_alert_pp: float = Field(
-        15.0, gt=0, le=100, description="Rise of the uncertain share, in percentage points, that "
-        "starts an episode"
+        15.0,
+        gt=0,
+        le=100,
+        description="Rise of the uncertain share, in percentage points, that starts an episode",
     )
     cusum_slack_sigma: float = Field(
         0.5, ge=0, le=10, description="CUSUM slack k, in reference standard deviations"
     )
     cusum_threshold_sigma: float = Field(
-        12.0, gt=0, le=1000, description="CUSUM decision interval h, in reference standard "
-        "deviations; higher means fewer false alarms and a longer delay"
+        12.0,
+        gt=0,
+        le=1000,
+        description="CUSUM decision interval h, in reference standard "
+        "deviations; higher means fewer false alarms and a longer delay",
     )
     recover_sigma: float = Field(
-        0.5, gt=0, le=10, description="An image metric whose recent mean is within this many "
-        "reference standard deviations counts as back"
+        0.5,
+        gt=0,
+        le=10,
+        description="An image metric whose recent mean is within this many "
+        "reference standard deviations counts as back",
     )
     recovery_frames: int = Field(
-        100, ge=1, le=1_000_000, description="Consecutive frames with every metric back that "
-        "end an episode"
+        100,
+        ge=1,
+        le=1_000_000,
+        description="Consecutive frames with every metric back that end an episode",
     )
 
     @model_validator(mode="after")

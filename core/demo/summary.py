@@ -213,7 +213,7 @@ async def _read_back(
         verdict = latest.get(station.id)
         if verdict is None:
             continue
-        expected = verdict_values(verdict)
+        expected = verdict_values(verdict, station.decision.uncertain_reject)
         for output in station.outputs:
             values = await read_output(config.plc(output.plc), output)
             match = all(_same(field_, values.get(field_), expected[field_]) for field_ in values)

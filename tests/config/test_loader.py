@@ -133,3 +133,21 @@ def test_cli_config_error_exits_2_with_message(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "model.preprocess" in error
     assert "mean has 2 values" in error
+
+
+def test_overlapping_modbus_points_are_rejected(tmp_path):
+    document = demo_document()
+    points = document["stations"][0]["outputs"][0]["points"]
+    points[2]["address"] = 0  # float32 confidence now covers class_code's register 0
+    with pytest.raises(ConfigError) as error:
+        load_config(write_plant(tmp_path, document), environ={})
+    message = str(error.value)
+    assert "stations.0.outputs.0" in message
+    assert "'class_code' and 'confidence' overlap at holding_register address 0" in message
+
+
+@pytest.mark.parametrize("frames", ["0", "10"])
+def test_drift_rebuild_rejects_tiny_reference(frames, capsys):
+    code = main(["drift", "rebuild-reference", "--camera", "cam-1", "--frames", frames])
+    assert code == 2
+    assert f"--frames is {frames}; give 50 or more" in capsys.readouterr().err
