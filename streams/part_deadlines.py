@@ -28,8 +28,8 @@ class PartDeadlines:
 
     Each trigger starts a timer of the station's result deadline, measured from the time the
     trigger was seen. When it runs out and no verdict was routed for the part, the station's
-    fail-safe values are written once through the router and each result is passed to `emit`;
-    a verdict for that part that arrives later is not written.
+    fail-safe values are written once through the router, and each result goes to `emit`.
+    A verdict for that part that arrives later is not written.
     """
 
     def __init__(
@@ -53,7 +53,8 @@ class PartDeadlines:
         if self._stopped:
             return
         if len(self._timers) >= PART_HISTORY:
-            # Bounded like the trigger history; a part this far behind has no frames to match.
+            # Bounded like the trigger history: more parts than that within one deadline means
+            # the trigger input is faulty, and each skipped part is logged.
             logger.error(
                 "part deadline not watched station=%s part=%s pending=%d",
                 station.id,
