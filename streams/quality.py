@@ -14,14 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import faust
-from pydantic import ValidationError
 
 from defectline.connectors.store.errors import StoreError
 from defectline.connectors.store.postgres import PostgresStore
 from defectline.schemas import topics
 from defectline.schemas.drift import DriftEvent
-from defectline.streams.batching import processed_batches
-from defectline.streams.dead_letters import build_dead_letter, send_dead_letter
+from defectline.streams.recorder import attach_recorder
 
 if TYPE_CHECKING:
     from defectline.streams.worker import Worker
@@ -51,23 +49,7 @@ def _attach_drift_recorder(worker: Worker, store: PostgresStore) -> None:
         value_serializer="raw",
     )
 
-    @worker.app.agent(topic, name="record-drift-events")
-    async def record_drift_events(stream: faust.StreamT) -> None:
-        async for events in processed_batches(
-            stream, worker.config.database.batch_size, RECORD_BATCH_WAIT_S
-        ):
-            drift_events = []
-            for event in events:
-                try:
-                    drift_events.append(DriftEvent.from_json(event.message.value))
-                except ValidationError as exc:
-                    letter = build_dead_letter(event, "recorder", exc)
-                    await send_dead_letter(worker.topics.dead_letters, letter)
-            try:
-                await worker.recorder.store("drift_events", drift_events, store.write_drift_events)
-            except StoreError as exc:
-                # The events stay on the drift topic; the dashboards miss them until a replay.
-                logger.error("drift events not stored count=%d error=%s", len(drift_events), exc)
+    attach_recorder(worker, topic, "drift_events", DriftEvent.from_json, store.write_drift_events)
 
 
 def _attach_deployment_record(worker: Worker, store: PostgresStore) -> None:

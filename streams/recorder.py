@@ -10,16 +10,25 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import faust
+from pydantic import ValidationError
 
 from defectline.connectors.store.base import InspectionStore
 from defectline.connectors.store.errors import StoreError, StoreUnavailableError
+from defectline.streams.batching import processed_batches
+from defectline.streams.dead_letters import build_dead_letter, send_dead_letter
 from defectline.streams.metrics import ROWS_STORED, STORE_FAILURES
+
+if TYPE_CHECKING:
+    from defectline.streams.worker import Worker
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+RECORD_BATCH_WAIT_S = 0.2
 MIN_RETRY_DELAY_S = 0.5
 MAX_RETRY_DELAY_S = 30.0
 
@@ -87,3 +96,46 @@ class Recorder:
             await self._store.close()
         except StoreError as exc:
             logger.debug("database close failed error=%s", exc)
+
+
+def attach_recorder(
+    worker: Worker,
+    topic: faust.TopicT,
+    table: str,
+    parse: Callable[[bytes], Any],
+    write: Callable[[Sequence[Any]], Awaitable[int]],
+) -> None:
+    """Add an agent storing `topic`'s messages in `table`; malformed ones are dead-lettered."""
+
+    @worker.app.agent(topic, name=f"record-{table.replace('_', '-')}")
+    async def record(stream: faust.StreamT) -> None:
+        async for events in processed_batches(
+            stream, worker.config.database.batch_size, RECORD_BATCH_WAIT_S
+        ):
+            rows = []
+            for event in events:
+                try:
+                    rows.append(parse(event.message.value))
+                except ValidationError as exc:
+                    letter = build_dead_letter(event, "recorder", exc)
+                    await send_dead_letter(worker.topics.dead_letters, letter)
+            await store_or_dead_letter(worker, table, rows, write, events)
+
+
+async def store_or_dead_letter(
+    worker: Worker,
+    table: str,
+    rows: list,
+    write: Callable[[Sequence[Any]], Awaitable[int]],
+    events: Sequence[faust.types.EventT],
+) -> None:
+    """Store `rows`; when the database rejects them, dead-letter the batch's events instead."""
+    try:
+        await worker.recorder.store(table, rows, write)
+    except StoreError as exc:
+        logger.error(
+            "rows rejected by the database table=%s rows=%d error=%s", table, len(rows), exc
+        )
+        for event in events:
+            letter = build_dead_letter(event, "recorder", exc)
+            await send_dead_letter(worker.topics.dead_letters, letter)

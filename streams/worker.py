@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +22,6 @@ from defectline.schemas.plc_writes import PlcWriteResult, WriteStatus
 from defectline.schemas.verdicts import Verdict
 from defectline.streams.app import WorkerTopics, create_app, declare_topics
 from defectline.streams.batching import processed_batches
-from defectline.streams.dead_letters import build_dead_letter, send_dead_letter
 from defectline.streams.drift.agent import attach_drift
 from defectline.streams.feedback import attach_feedback
 from defectline.streams.inference.inspector import Inspector
@@ -30,13 +29,16 @@ from defectline.streams.inspection import InspectionStage
 from defectline.streams.metrics import CONSUMER_LAG, READY
 from defectline.streams.part_deadlines import PartDeadlines
 from defectline.streams.quality import attach_quality_records
-from defectline.streams.recorder import Recorder
+from defectline.streams.recorder import (
+    RECORD_BATCH_WAIT_S,
+    Recorder,
+    attach_recorder,
+)
 from defectline.streams.routing import PlcRouter, build_handshakes
 from defectline.streams.web import register_pages
 
 logger = logging.getLogger(__name__)
 
-RECORD_BATCH_WAIT_S = 0.2
 LAG_INTERVAL_S = 5.0
 ROUTING_BATCH_SIZE = 64
 ROUTING_BATCH_WAIT_S = 0.002
@@ -215,37 +217,10 @@ def _attach_recording(worker: Worker) -> None:
     store: PostgresStore = recorder._store  # noqa: SLF001 - the recorder owns this store
     topics = worker.topics
 
-    @worker.app.agent(topics.verdicts, name="record-verdicts")
-    async def record_verdicts(stream: faust.StreamT) -> None:
-        async for events in processed_batches(
-            stream, worker.config.database.batch_size, RECORD_BATCH_WAIT_S
-        ):
-            verdicts = []
-            for event in events:
-                try:
-                    verdicts.append(Verdict.from_json(event.message.value))
-                except ValidationError as exc:
-                    letter = build_dead_letter(event, "recorder", exc)
-                    await send_dead_letter(topics.dead_letters, letter)
-            await _store_or_dead_letter(
-                worker, "inspections", verdicts, store.write_verdicts, events
-            )
-
-    @worker.app.agent(topics.plc_writes, name="record-plc-writes")
-    async def record_plc_writes(stream: faust.StreamT) -> None:
-        async for events in processed_batches(
-            stream, worker.config.database.batch_size, RECORD_BATCH_WAIT_S
-        ):
-            results = []
-            for event in events:
-                try:
-                    results.append(PlcWriteResult.from_json(event.message.value))
-                except ValidationError as exc:
-                    letter = build_dead_letter(event, "recorder", exc)
-                    await send_dead_letter(topics.dead_letters, letter)
-            await _store_or_dead_letter(
-                worker, "plc_writes", results, store.write_plc_results, events
-            )
+    attach_recorder(worker, topics.verdicts, "inspections", Verdict.from_json, store.write_verdicts)
+    attach_recorder(
+        worker, topics.plc_writes, "plc_writes", PlcWriteResult.from_json, store.write_plc_results
+    )
 
     @worker.app.agent(topics.dead_letters, name="record-dead-letters")
     async def record_dead_letters(stream: faust.StreamT) -> None:
@@ -272,25 +247,6 @@ def _attach_recording(worker: Worker) -> None:
             except StoreError as exc:
                 # They stay on the dead-letter topic, which is their record of last resort.
                 logger.error("dead letters not stored count=%d error=%s", len(letters), exc)
-
-
-async def _store_or_dead_letter(
-    worker: Worker,
-    table: str,
-    rows: list,
-    write: Callable[[Sequence[Any]], Awaitable[int]],
-    events: Sequence[faust.types.EventT],
-) -> None:
-    """Store `rows`; when the database rejects them, dead-letter the batch's events instead."""
-    try:
-        await worker.recorder.store(table, rows, write)
-    except StoreError as exc:
-        logger.error(
-            "rows rejected by the database table=%s rows=%d error=%s", table, len(rows), exc
-        )
-        for event in events:
-            letter = build_dead_letter(event, "recorder", exc)
-            await send_dead_letter(worker.topics.dead_letters, letter)
 
 
 def _attach_lifecycle(worker: Worker) -> None:

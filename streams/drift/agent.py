@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING, Any
 import faust
 from pydantic import ValidationError
 
-from defectline.connectors.store.errors import StoreError
 from defectline.schemas import topics
-from defectline.schemas.drift import DriftEvent, ReferenceUpdate
+from defectline.schemas.drift import ReferenceUpdate
 from defectline.schemas.verdicts import Verdict
-from defectline.streams.batching import processed_batches
 from defectline.streams.drift.detector import DriftDetector
 from defectline.streams.drift.observation import observation_from_verdict
 from defectline.streams.drift.state import CameraState
@@ -100,25 +98,6 @@ def attach_drift(worker: Worker) -> None:
             state = CameraState.from_dict(table[key])
             apply_reference_update(detector, state, update)
             table[key] = state.to_dict()
-
-    @app.agent(drift_topic, name="record-drift-events")
-    async def record_drift_events(stream: faust.StreamT) -> None:
-        store = worker.recorder._store  # noqa: SLF001 - the recorder owns this store
-        async for events in processed_batches(stream, RECORD_BATCH_SIZE, RECORD_BATCH_WAIT_S):
-            parsed = []
-            for event in events:
-                try:
-                    parsed.append(DriftEvent.from_json(event.message.value))
-                except ValidationError as exc:
-                    logger.error(
-                        "malformed drift event not stored source=%s[%d]@%d error=%s",
-                        event.message.topic, event.message.partition, event.message.offset, exc,
-                    )  # fmt: skip
-            try:
-                await worker.recorder.store("drift_events", parsed, store.write_drift_events)
-            except StoreError as exc:
-                # The drift topic keeps the events; the episode is still visible there.
-                logger.error("drift events not stored count=%d error=%s", len(parsed), exc)
 
 
 def apply_reference_update(
