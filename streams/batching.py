@@ -13,17 +13,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 import faust
 
 logger = logging.getLogger(__name__)
-
-# Times one missing offset range is read again before the gap is accepted as real (a topic
-# with transactions or compaction has offsets that never arrive).
-MAX_REREADS = 3
-# How long to wait for a range asked for again before asking once more.
-REREAD_WAIT_S = 10.0
 
 
 class _SourceStopped:
@@ -47,12 +40,8 @@ async def processed_batches(
 
     async def pump() -> None:
         error: BaseException | None = None
-        expected: dict[Any, int] = {}
-        rereads: dict[tuple[Any, int], tuple[int, float]] = {}
         try:
             async for event in source.events():
-                if await _reread_if_skipped(stream, event, expected, rereads):
-                    continue
                 await queue.put(event)
         except asyncio.CancelledError:
             raise
@@ -96,46 +85,3 @@ async def processed_batches(
         pump_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pump_task
-
-
-async def _reread_if_skipped(
-    stream: faust.StreamT,
-    event: faust.types.EventT,
-    expected: dict[Any, int],
-    rereads: dict[tuple[Any, int], tuple[int, float]],
-) -> bool:
-    """Seek back when the stream skipped offsets; return True when `event` must be dropped.
-
-    faust-streaming 0.15 drops the messages it fetched while its flow was suspended for a
-    rebalance, and a later acknowledgement can then commit past them. The skipped range is read
-    again instead: events after it are dropped until it arrives, and they arrive again after it.
-    """
-    message = event.message
-    tp, offset = message.tp, message.offset
-    want = expected.get(tp)
-    if want is None:
-        # The first event of a partition must be the committed offset, the consumer's start.
-        committed = getattr(stream.app.consumer, "_committed_offset", {}).get(tp)
-        want = committed if isinstance(committed, int) else None
-    if want is None or offset <= want:
-        expected[tp] = offset + 1
-        return False
-
-    loop = asyncio.get_running_loop()
-    attempt, sought_at = rereads.get((tp, want), (0, 0.0))
-    if attempt and loop.time() - sought_at < REREAD_WAIT_S:
-        return True  # Still waiting for the range asked for; later events come again after it.
-    if attempt >= MAX_REREADS:
-        logger.error(
-            "offsets never arrived topic=%s[%d] from=%d to=%d after %d rereads; continuing",
-            tp.topic, tp.partition, want, offset - 1, MAX_REREADS,
-        )  # fmt: skip
-        expected[tp] = offset + 1
-        return False
-    rereads[(tp, want)] = (attempt + 1, loop.time())
-    logger.warning(
-        "messages skipped by the consumer topic=%s[%d] from=%d to=%d; reading them again",
-        tp.topic, tp.partition, want, offset - 1,
-    )  # fmt: skip
-    await stream.app.consumer.seek(tp, want)
-    return True
