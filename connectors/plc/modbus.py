@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.constants import ExcCodes
@@ -137,14 +138,22 @@ class ModbusWriter(PlcWriter):
             raise PlcConnectionLostError(self.name, self.endpoint, run.target, "client is closed")
 
         unit = unit_kwargs(self._modbus.unit_id)
+        if run.table is ModbusTable.COIL:
+            write = client.write_coils
+        else:
+            write = client.write_registers
+        await self._request(
+            run, partial(write, run.address, list(words), **unit), "the PLC answered"
+        )
+
+    async def _request(
+        self, run: PointRun, send: Callable[[], Awaitable[Any]], answered: str
+    ) -> Any:
+        """Await one Modbus request for `run`; raise a PlcError on a failure or an error reply."""
         try:
             async with asyncio.timeout(self.timeout_s):
-                if run.table is ModbusTable.COIL:
-                    coils = cast(Sequence[bool], words)
-                    response = await client.write_coils(run.address, list(coils), **unit)
-                else:
-                    registers = cast(Sequence[int], words)
-                    response = await client.write_registers(run.address, list(registers), **unit)
+                # pymodbus raises ConnectionException already on the call, so it is made here.
+                response = await send()
         except TimeoutError as exc:
             reason = f"no response within {self._modbus.timeout_ms} ms"
             raise PlcConnectionLostError(self.name, self.endpoint, run.target, reason) from exc
@@ -158,9 +167,10 @@ class ModbusWriter(PlcWriter):
                 self.name,
                 self.endpoint,
                 run.target,
-                f"the PLC answered {describe_response(response)}; "
+                f"{answered} {describe_response(response)}; "
                 "check the addresses and unit id against the PLC's register map",
             )
+        return response
 
     async def _read(self, output: PlcOutput) -> dict[VerdictField, Value]:
         values: dict[VerdictField, Value] = {}
@@ -183,27 +193,9 @@ class ModbusWriter(PlcWriter):
             ModbusTable.HOLDING_REGISTER: client.read_holding_registers,
             ModbusTable.INPUT_REGISTER: client.read_input_registers,
         }[run.table]
-        try:
-            async with asyncio.timeout(self.timeout_s):
-                response = await read(
-                    run.address, count=run.count, **unit_kwargs(self._modbus.unit_id)
-                )
-        except TimeoutError as exc:
-            reason = f"no response within {self._modbus.timeout_ms} ms"
-            raise PlcConnectionLostError(self.name, self.endpoint, run.target, reason) from exc
-        except (ConnectionException, ModbusIOException, OSError) as exc:
-            raise PlcConnectionLostError(self.name, self.endpoint, run.target, str(exc)) from exc
-        except ModbusException as exc:
-            raise PlcWriteRejectedError(self.name, self.endpoint, run.target, str(exc)) from exc
-
-        if response.isError():
-            raise PlcWriteRejectedError(
-                self.name,
-                self.endpoint,
-                run.target,
-                f"the PLC answered the read with {describe_response(response)}; "
-                "check the addresses and unit id against the PLC's register map",
-            )
+        unit = unit_kwargs(self._modbus.unit_id)
+        send = partial(read, run.address, count=run.count, **unit)
+        response = await self._request(run, send, "the PLC answered the read with")
         if run.table in BIT_TABLES:
             return list(response.bits)
         return list(response.registers)
