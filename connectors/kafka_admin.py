@@ -15,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 
 class KafkaUnavailableError(DefectlineError):
-    """The Kafka cluster did not answer or refused an administrative request."""
+    """The Kafka cluster did not respond or rejected an administrative request."""
 
 
 def client_settings(kafka: KafkaConfig) -> dict[str, str | int]:
@@ -41,7 +41,7 @@ def ensure_topics(kafka: KafkaConfig, timeout_s: float = 15.0) -> list[str]:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:
         raise KafkaUnavailableError(
-            f"Kafka at {kafka.bootstrap_servers} did not answer within {timeout_s:.0f} s: {exc}; "
+            f"Kafka at {kafka.bootstrap_servers} did not respond within {timeout_s:.0f} s: {exc}; "
             "check kafka.bootstrap_servers and that the broker runs (defectline stack status)"
         ) from exc
 

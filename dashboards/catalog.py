@@ -93,7 +93,7 @@ def _panel_problems(panel: dict[str, Any], seen: set[int]) -> list[str]:
 
 
 def with_plant_timezone(dashboard: dict[str, Any], timezone: str) -> dict[str, Any]:
-    """Return a copy whose `plant_tz` constant holds `timezone`."""
+    """Return a copy whose `plant_tz` constant is `timezone`."""
     copy = json.loads(json.dumps(dashboard))
     for variable in copy.get("templating", {}).get("list", []):
         if variable.get("name") == TIMEZONE_VARIABLE:

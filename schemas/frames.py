@@ -33,7 +33,7 @@ ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 
 
 class FrameMeta(Message):
-    """What a camera connector knows about one captured frame."""
+    """Metadata of one captured frame, as the camera connector records it."""
 
     camera_id: str = Field(..., pattern=ID_PATTERN)
     station_id: str = Field(..., pattern=ID_PATTERN)
@@ -98,6 +98,6 @@ class FrameMeta(Message):
             raise FrameHeaderError(f"frame {self.camera_id}/{self.frame_id} has an empty payload")
         if not payload.startswith(MAGIC_BYTES[self.encoding]):
             raise FrameHeaderError(
-                f"frame {self.camera_id}/{self.frame_id}: header says encoding "
+                f"frame {self.camera_id}/{self.frame_id}: header gives encoding "
                 f"'{self.encoding}' but the payload does not start with its signature"
             )

@@ -95,8 +95,8 @@ def _attach_inference(worker: Worker) -> None:
     batch_size = worker.config.inference.batch_size
     batch_wait_s = worker.config.inference.max_wait_ms / 1000
 
-    # Each batch holds up to batch_size events in arrival order, or fewer once batch_wait_s
-    # has passed; the stage sends results in the same order, so each camera's order holds.
+    # Each batch contains up to batch_size events in arrival order, or fewer once batch_wait_s
+    # has passed. The stage sends results in the same order, so each camera's order is kept.
     @worker.app.agent(worker.topics.frames, name="inference")
     async def inference(stream: faust.StreamT) -> None:
         async for events in processed_batches(stream, batch_size, batch_wait_s):

@@ -147,7 +147,7 @@ class StationHandshake:
         )
 
     async def stop(self) -> None:
-        """Stop every task; the strobe is left as it is, and the stopped heartbeat tells the PLC."""
+        """Stop every task. The strobe is left as it is; the stopped heartbeat is the PLC's signal."""
         tasks = [*self._tasks, *([self._release_task] if self._release_task else [])]
         self._tasks, self._release_task = [], None
         for task in tasks:

@@ -58,7 +58,7 @@ class OpcUaInputSubscription(InputSubscription):
         ]
         if failed:
             await _delete_quietly(subscription)
-            raise UaError(f"the server refused to monitor {'; '.join(failed)}")
+            raise UaError(f"the server rejected monitoring of {'; '.join(failed)}")
         logger.info(
             "opcua subscription created plc=%s nodes=%d interval_ms=%d",
             plc,

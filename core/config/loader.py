@@ -153,7 +153,7 @@ def _describe_validation_error(exc: ValidationError, source: str) -> str:
         else:
             message = error["msg"]
             shown = error.get("input")
-            # Only single values are echoed: a section's input holds its siblings, and so
+            # Only single values are echoed: a section's input contains its siblings, and so
             # possibly a password, while the message already names what was wrong.
             if isinstance(shown, str | int | float | bool) and error["type"] not in (
                 "model_type",

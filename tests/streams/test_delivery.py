@@ -38,7 +38,7 @@ def wait_until(condition, timeout_s: float, what: str) -> None:
 
 
 # NOTE: faust-streaming 0.15 can drop messages fetched while its flow is suspended for a
-# rebalance and later commit past them; after a SIGTERM restart this lost frames in about one
+# rebalance and later commit past them. After a SIGTERM restart this lost frames in about one
 # full-suite run in five, so that case is marked as a known failure until it is fixed.
 SIGTERM_CASE = pytest.param(
     "SIGTERM",

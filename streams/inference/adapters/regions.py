@@ -18,7 +18,7 @@ def mask_regions(
 ) -> list[Candidate]:
     """Split a frame-sized boolean mask into regions; confidence is the mean score of a blob.
 
-    `score_map` holds per-pixel scores in [0, 1] for the same frame pixels.
+    `score_map` contains per-pixel scores in [0, 1] for the same frame pixels.
     """
     frame_area_px = binary.shape[0] * binary.shape[1]
     count, labels, stats, _centroids = cv2.connectedComponentsWithStats(

@@ -146,7 +146,7 @@ def test_payload_not_matching_header_encoding_fails(inspector: Inspector) -> Non
 
     assert isinstance(result, InferenceFailure)
     assert isinstance(result.error, FrameDecodeError)
-    assert "header says encoding 'png'" in str(result.error)
+    assert "header gives encoding 'png'" in str(result.error)
 
 
 def test_empty_batch_returns_empty_list(inspector: Inspector) -> None:
